@@ -1,0 +1,47 @@
+# The course's commands. `make lab` opens the course; `make test` runs every test.
+# Both create .venv and install what is missing first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+TEST_INSTALLED := $(VENV)/.installed-test
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+# The test suite runs lessons in their fast setting; `make test GPTCOURSE_FAST=0` runs them in full.
+GPTCOURSE_FAST ?= 1
+
+.PHONY: lab test setup notebooks exercises grade doctor bench lint clean
+
+lab: $(INSTALLED)
+	$(BIN)/jupyter lab --notebook-dir="$(CURDIR)" $(LAB_ARGS) notebooks/00_setup.ipynb
+
+test: $(TEST_INSTALLED)
+	GPTCOURSE_FAST=$(GPTCOURSE_FAST) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(INSTALLED)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name gptcourse --display-name "Python (gptcourse)"
+	touch $@
+
+$(TEST_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install -e ".[test]"
+	touch $@
+
+# Execute every lesson and solution top to bottom and save the outputs (what is committed).
+notebooks: $(INSTALLED)
+	$(BIN)/python -m gptcourse notebooks
+
+doctor: $(INSTALLED)
+	$(BIN)/python -m gptcourse doctor
+
+lint: $(TEST_INSTALLED)
+	$(BIN)/ruff check gptcourse tests
+
+clean:
+	rm -rf $(VENV) out runs .pytest_cache
