@@ -9,6 +9,12 @@ import sys
 COMMANDS = {
     "doctor": ("gptcourse.env", "doctor_main", "check the environment: one OK / FAIL line per requirement"),
     "notebooks": ("gptcourse.notebooks", "main", "execute lesson/solution notebooks and save their outputs"),
+    "train": ("gptcourse.train_cli", "train_main", "train a GPT: --preset NAME, --FIELD VALUE overrides, --resume"),
+    "sample": ("gptcourse.train_cli", "sample_main", "write text with a trained checkpoint"),
+    "bench": ("gptcourse.bench", "main", "measure training speed and loss against time, as JSON"),
+    "grade": ("gptcourse.grading.cli", "grade_main", "grade exercise notebooks in a fresh kernel (default: all)"),
+    "progress": ("gptcourse.grading.cli", "progress_main", "your standing across all exercises"),
+    "exercises": ("gptcourse.grading.generate", "main", "regenerate exercises/ from solutions/"),
 }
 
 

@@ -8,10 +8,11 @@ import platform
 import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-__all__ = ["pick_device", "mps_is_safe", "Check", "run_checks", "doctor", "REQUIREMENTS"]
+__all__ = ["pick_device", "mps_is_safe", "fast_mode", "runs_dir", "Check", "run_checks", "doctor", "REQUIREMENTS"]
 
 # MPS (Apple GPUs) trains these models correctly from this torch release on; older ones gave wrong
 # gradients for some ops, so lessons use the CPU there.
@@ -152,3 +153,16 @@ def doctor_main(argv: list[str]) -> int:
         print("usage: python -m gptcourse doctor  (takes no arguments)", file=sys.stderr)
         return 2
     return doctor()
+
+
+def fast_mode() -> bool:
+    """True when GPTCOURSE_FAST=1: lessons shrink loop counts and sizes (the test suite's setting)."""
+    return os.environ.get("GPTCOURSE_FAST", "0") not in ("", "0", "false", "False")
+
+
+def runs_dir() -> Path:
+    """Where training runs and checkpoints go: $GPTCOURSE_RUNS, else `runs/` at the course's root.
+
+    Lesson 08 saves its model there and lessons 09-11 look for it there.
+    """
+    return Path(os.environ.get("GPTCOURSE_RUNS") or Path(__file__).resolve().parent.parent / "runs")
