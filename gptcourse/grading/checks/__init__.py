@@ -1,0 +1,1 @@
+"""One module of checks per lesson; each registers its checks with `gptcourse.grading.core.register`."""
