@@ -7,6 +7,7 @@ INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 LAB_ARGS ?=
 PYTEST_ARGS ?=
+GRADE_ARGS ?=
 # The test suite runs lessons in their fast setting; `make test GPTCOURSE_FAST=0` runs them in full.
 GPTCOURSE_FAST ?= 1
 
@@ -36,6 +37,15 @@ $(TEST_INSTALLED): $(INSTALLED)
 # Execute every lesson and solution top to bottom and save the outputs (what is committed).
 notebooks: $(INSTALLED)
 	$(BIN)/python -m gptcourse notebooks
+
+# Regenerate exercises/ from solutions/ (an exercise you have already run is kept; see --force).
+exercises: $(INSTALLED)
+	$(BIN)/python -m gptcourse exercises
+
+# Grade exercise notebooks in fresh kernels, on copies: a table per notebook and a total.
+# `make grade GRADE_ARGS=exercises/03_masked_self_attention.ipynb` grades one.
+grade: $(INSTALLED)
+	$(BIN)/python -m gptcourse grade $(GRADE_ARGS)
 
 doctor: $(INSTALLED)
 	$(BIN)/python -m gptcourse doctor

@@ -105,6 +105,7 @@ def setup(info: DistInfo, device: torch.device) -> None:
 
 
 def cleanup() -> None:
+    """Leave the process group, so the process exits without waiting on its peers."""
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -115,9 +115,11 @@ class TrainConfig:
             raise ValueError(f"tokenizer must be one of {', '.join(TOKENIZERS)}; got {self.tokenizer!r}")
 
     def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain numbers and strings, as stored in a checkpoint."""
         return dataclasses.asdict(self)
 
     @classmethod
@@ -358,7 +360,8 @@ def train(
 
     Each step: gradient_accumulation_steps micro-batches (shared among torchrun's processes), one clipped
     AdamW step at the scheduled rate. Every log_interval steps a row goes to metrics.jsonl and to each
-    callback; every eval_interval steps (and at the end) the train and val losses are estimated and a
+    callback (iter, train_loss, lr, ms_per_iter, tokens_per_s, elapsed_s; eval_train_loss and val_loss at
+    evaluations); every eval_interval steps (and at the end) the train and val losses are estimated and a
     checkpoint is written. An existing checkpoint is never replaced unless resume or overwrite says so.
     """
     info = distributed.detect()
@@ -417,11 +420,12 @@ def _train(
     # seed + s, so the global batch is the same however the slots are spread over processes
     generators = [torch.Generator().manual_seed(cfg.seed + info.rank * local_steps + m) for m in range(local_steps)]
     torch.manual_seed(cfg.seed + info.rank)  # dropout masks differ between processes
-    start_iter, best_val = 0, float("inf")
+    start_iter, best_val, elapsed_before = 0, float("inf"), 0.0
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_iter, best_val = int(state["iter_num"]), float(state["best_val_loss"])
+        elapsed_before = float(state.get("elapsed_s", 0.0))  # wall-clock seconds of the attempts before this one
         rngs = state.get("rng", [])
         if len(rngs) == info.world_size and len(rngs[info.rank]["batch"]) == local_steps:
             _restore_rng(rngs[info.rank], generators, device)
@@ -458,7 +462,8 @@ def _train(
     )
     bar = tqdm(total=cfg.max_iters, initial=start_iter, disable=not show, desc="train", unit="step", dynamic_ncols=True)
     model.train()
-    t_last, steps_since = time.perf_counter(), 0
+    t_start = t_last = time.perf_counter()
+    steps_since = 0
     try:
         for it in range(start_iter, cfg.max_iters):
             lr = get_lr(
@@ -507,6 +512,8 @@ def _train(
                 row["eval_train_loss"], row["val_loss"] = losses["train"], losses["val"]
                 best_val = min(best_val, losses["val"])
                 _say(f"step {done}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}", show)
+            elapsed = elapsed_before + time.perf_counter() - t_start
+            row["elapsed_s"] = round(elapsed, 3)  # wall-clock time into the run, evaluation included
             if master:
                 metrics_file.write(json.dumps(row) + "\n")
                 metrics_file.flush()
@@ -516,7 +523,7 @@ def _train(
                 bar.set_postfix(loss=f"{train_loss:.4f}", refresh=False)
             if evaluate:
                 _save(ckpt_path, raw_model, optimizer, done, best_val, generators, device, model_config, cfg,
-                      tokenizer, info)
+                      tokenizer, info, elapsed)
             bar.update(1)
             t_last, steps_since = time.perf_counter(), 0
     finally:
@@ -539,6 +546,7 @@ def _save(
     cfg: TrainConfig,
     tokenizer: Any,
     info: distributed.DistInfo,
+    elapsed: float,
 ) -> None:
     """Rank 0 writes the checkpoint; with several processes it first collects every process's random state."""
     rng = _rng_state(generators, device)
@@ -559,6 +567,7 @@ def _save(
             "best_val_loss": best_val,
             "rng": rngs,
             "world_size": info.world_size,
+            "elapsed_s": elapsed,
             "model_config": model_config.to_dict(),
             "train_config": cfg.to_dict(),
             "tokenizer": tokenizer.to_dict(),

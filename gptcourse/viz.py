@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, ScalarFormatter
 
 __all__ = [
     "printable",
@@ -262,9 +263,17 @@ def power_law_figure(
         pad = 0.1 * (hi - lo or 1.0)
         xs = [math.exp(lo - pad + (hi - lo + 2 * pad) * i / 99) for i in range(100)]
         ax.loglog(xs, [law(v) for v in xs], "--", color="tab:gray", label="fitted power law")
-    markers = ["*", "s", "D", "^"]
+    styles = [  # a filled star, then hollow markers, so a measurement never hides the prediction it checks
+        {"marker": "*", "markersize": 14, "color": "tab:red"},
+        {"marker": "o", "markersize": 13, "color": "tab:green", "markerfacecolor": "none", "markeredgewidth": 2},
+        {"marker": "s", "markersize": 12, "color": "tab:purple", "markerfacecolor": "none", "markeredgewidth": 2},
+    ]
     for i, (xe, ye, text) in enumerate(extra):
-        ax.loglog([xe], [ye], markers[i % len(markers)], markersize=11, label=text)
+        ax.loglog([xe], [ye], linestyle="none", label=text, **styles[i % len(styles)])
+    plain = ScalarFormatter()
+    plain.set_scientific(False)
+    ax.yaxis.set_major_formatter(plain)  # losses span less than a decade: 2.8 reads better than 2.8 x 10^0
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.1f"))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

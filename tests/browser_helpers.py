@@ -25,7 +25,8 @@ import nbformat
 
 __all__ = [
     "CHROMIUM", "CHROMEDRIVER", "CHROME_FLAGS", "browser_missing", "free_port", "http_get", "wait_until",
-    "copy_without_outputs", "lab_environment", "serve", "root_flags", "lab_command", "chromium", "LabPage",
+    "copy_without_outputs", "lab_environment", "ServerExited", "serve", "root_flags", "lab_command", "chromium",
+    "LabPage",
 ]
 
 # Debian's packages (apt-get install chromium chromium-driver); the test never downloads a browser.
@@ -145,7 +146,7 @@ def lab_command(jupyter: Path, port: int, token: str) -> list[str]:
 
 
 def _stop(proc: subprocess.Popen, base: str, token: str) -> None:
-    """Ask the server to shut down, then end its whole process group (kernels, make's children) if needed."""
+    """Ask the server to shut down (it stops its kernels), then end its process group if anything is left."""
     if proc.poll() is None:
         try:
             request = urllib.request.Request(f"{base}/api/shutdown?token={token}", method="POST")
@@ -155,7 +156,7 @@ def _stop(proc: subprocess.Popen, base: str, token: str) -> None:
             pass
     for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
         try:
-            os.killpg(proc.pid, sig)  # the group: the server's kernels and, for `make lab`, make's child
+            os.killpg(proc.pid, sig)  # the group: for `make lab`, make and its jupyter (which stops its kernels)
         except ProcessLookupError:
             break
         try:

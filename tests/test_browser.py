@@ -56,6 +56,8 @@ def page(tmp_path_factory):
     for rel in (LESSON, SOLUTION):
         if not (ROOT / rel).is_file():
             pytest.fail(f"{rel} does not exist: the browser test needs lesson 01 and its solution")
+    for old in SHOTS.glob("*.png"):  # the folder shows this run only
+        old.unlink()
     course = tmp_path_factory.mktemp("course")
     copy_without_outputs(ROOT / LESSON, course / LESSON)
     copy_without_outputs(ROOT / SOLUTION, course / EXERCISE)
@@ -98,16 +100,22 @@ def test_lesson_01_runs_in_the_browser_without_errors(page, lesson_run):
     page.screenshot("1_lesson_01_ran")
 
 
+# A token's own text is its span's direct text; the id the explorer may print inside the span is not part of it.
+_JS_EXPLORER = """
+const box = arguments[0];
+const own = e => [...e.childNodes].filter(n => n.nodeType === Node.TEXT_NODE).map(n => n.textContent).join('');
+return {
+  tokens: [...box.querySelectorAll('span.gptcourse-token')].map(own),
+  lines: [...box.querySelectorAll('*')].map(e => e.textContent.trim()),
+};
+"""
+
+
 def _explorer_reading(explorer) -> tuple[int, list[str], int]:
     """What the explorer shows: its 'N tokens' count, the token texts, and the number of token spans."""
-    from selenium.webdriver.common.by import By
-
-    spans = explorer.find_elements(By.CSS_SELECTOR, "span.gptcourse-token")
-    texts = [s.get_attribute("textContent") for s in spans]
-    lines = explorer.parent.execute_script(
-        "return [...arguments[0].querySelectorAll('*')].map(e => e.textContent.trim());", explorer)
-    counts = [int(m.group(1)) for line in lines if (m := re.match(r"(\d+) tokens?\b", line))]
-    return (counts[0] if counts else -1), texts, len(spans)
+    seen = explorer.parent.execute_script(_JS_EXPLORER, explorer)
+    counts = [int(m.group(1)) for line in seen["lines"] if (m := re.match(r"(\d+) tokens?\b", line))]
+    return (counts[0] if counts else -1), seen["tokens"], len(seen["tokens"])
 
 
 def _squeeze(text: str) -> str:
@@ -136,8 +144,13 @@ def test_tokenizer_explorer_follows_typing(page, lesson_run):
     field.send_keys(Keys.CONTROL, "a")
     field.send_keys(TYPED)  # replaces the selection, one key event at a time, as a learner types
 
-    after = wait_until(lambda: (r := _explorer_reading(explorer)) != before and _squeeze("".join(r[1])) ==
-                       _squeeze(TYPED) and r, 30, "the explorer's tokens to follow the typed text")
+    try:
+        after = wait_until(lambda: (r := _explorer_reading(explorer)) != before and _squeeze("".join(r[1])) ==
+                           _squeeze(TYPED) and r, 30, "the explorer's tokens to follow the typed text")
+    except TimeoutError as err:
+        page.screenshot("failed_explorer")
+        shown, typed = _explorer_reading(explorer), field.get_attribute("value")
+        raise AssertionError(f"{err}: the box holds {typed!r}, the explorer shows {shown}") from None
     count2, texts2, n_spans2 = after
     assert count2 == n_spans2, f"the explorer says {count2} tokens but shows {n_spans2}"
     assert count2 != count and texts2 != texts
@@ -184,8 +197,9 @@ def _fingerprint(folder):
 
 def test_make_lab_serves_the_course(tmp_path):
     port, token = free_port(), secrets.token_hex(16)
-    lab_args = f"--no-browser --port={port} --ServerApp.token={token} --ServerApp.ip=127.0.0.1"
-    lab_args = " ".join([lab_args, *root_flags()])
+    # Loopback, a token, no browser; port_retries=0 so a taken port fails at once instead of moving elsewhere.
+    lab_args = " ".join([f"--no-browser --port={port} --ServerApp.token={token} --ServerApp.ip=127.0.0.1",
+                         "--ServerApp.port_retries=0", *root_flags()])
     # `-o .venv/.installed`: never reinstall from inside a test (`make test` has just made the environment).
     command = ["make", "--no-print-directory", "-o", ".venv/.installed", "lab", f"LAB_ARGS={lab_args}"]
     committed = _fingerprint(ROOT / "notebooks")

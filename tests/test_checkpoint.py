@@ -28,7 +28,7 @@ from gptcourse.train import PRESETS, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "".join(f"{i} little pigs went to market, said the {i % 7}th goose.\n" for i in range(400))
-TIMING = ("ms_per_iter", "tokens_per_s")  # the only fields allowed to differ between two runs
+TIMING = ("ms_per_iter", "tokens_per_s", "elapsed_s")  # the only fields allowed to differ between two runs
 
 
 @pytest.fixture(autouse=True)

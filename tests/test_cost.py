@@ -60,3 +60,14 @@ def test_peak_memory_of_plain_attention_grows_with_the_matrix():
 def test_peak_memory_rejects_unknown_devices():
     with pytest.raises(ValueError, match="cpu"):
         peak_memory_bytes(lambda: None, device="meta")
+
+
+def test_median_seconds_uses_the_clock_it_is_given():
+    ticks = iter(range(100))  # a fake clock: every reading is one second later than the last
+
+    def clock() -> float:
+        return float(next(ticks))
+
+    assert median_seconds(lambda: None, repeats=3, warmup=0, clock=clock) == 1.0
+    cpu_seconds = median_seconds(lambda: time.sleep(0.02), repeats=3, warmup=0, clock=time.thread_time)
+    assert cpu_seconds < 0.015  # sleeping uses no CPU time, though 20 ms of wall clock pass

@@ -21,7 +21,7 @@ from gptcourse.distributed import DistInfo, LaunchError, backend_for, check_worl
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ARGS = ["--preset", "tiny", "--max_iters", "30", "--lr_decay_iters", "30", "--eval_interval", "5",
             "--gradient_accumulation_steps", "2"]
-TIMING = ("ms_per_iter", "tokens_per_s")
+TIMING = ("ms_per_iter", "tokens_per_s", "elapsed_s")
 # 1 process summing two micro-batch gradients and 2 processes whose gradients DDP all-reduces see the
 # same batches from the same weights; only the order of float32 additions may differ, a few units in
 # the last place (~1e-7 relative) per step. Over 10 steps that stays far below this bound (observed: 0).

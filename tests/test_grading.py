@@ -66,7 +66,7 @@ def test_learner_exception_is_an_error_with_its_last_line():
 
     result = check("ffn.gelu", broken)
     assert result.status == "error"
-    assert result.message == "ValueError: the shapes do not match"
+    assert result.message.startswith("ValueError: the shapes do not match (in broken, line ")
 
 
 def test_wrong_return_type_fails_with_a_message():
@@ -198,3 +198,18 @@ def test_no_log_without_the_variable(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     check("ffn.gelu", good_gelu, quiet=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_importing_the_grader_does_nothing_visible():
+    import subprocess
+
+    code = "import gptcourse.grading, gptcourse.grading.cli, gptcourse.grading.generate"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout == "" and out.stderr == ""
+
+
+def test_grade_command_refuses_a_missing_notebook(capsys):
+    from gptcourse.cli import main
+
+    assert main(["grade", "no/such/notebook.ipynb"]) == 2
+    assert "no such notebook" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gptcourse import attention, data, heads, mlp, params, positions, sampling, scaling, train
+from gptcourse import data, heads, params, positions, sampling, scaling, train
 from gptcourse.grading import check, checks
 
 SEEDS = (1, 2)

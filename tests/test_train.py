@@ -141,7 +141,8 @@ def test_train_logs_rows_callbacks_and_learns(dataset, tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows == result.history == seen
     assert [r["iter"] for r in rows] == [0, 5, 10, 14, 15, 20, 25, 29]  # every 5th, and at each evaluation
-    assert {"iter", "train_loss", "lr", "ms_per_iter", "tokens_per_s"} <= set(rows[0]) and "val_loss" not in rows[0]
+    assert {"iter", "train_loss", "lr", "ms_per_iter", "tokens_per_s", "elapsed_s"} <= set(rows[0])
+    assert "val_loss" not in rows[0] and all(a["elapsed_s"] <= b["elapsed_s"] for a, b in zip(rows, rows[1:]))
     assert "val_loss" in rows[3] and "val_loss" in rows[-1]
     assert rows[-1]["val_loss"] < rows[3]["val_loss"] < math.log(dataset.tokenizer.vocab_size)
     assert result.best_val_loss == min(r["val_loss"] for r in rows if "val_loss" in r)
@@ -183,7 +184,8 @@ def test_resume_in_process_continues_exactly(dataset, tmp_path):
     with pytest.raises(ValueError, match="dropout"):
         train(model_cfg.replace(dropout=0.0), cfg, dataset=dataset, progress=False, resume=True)
     resumed = train(model_cfg, cfg, dataset=dataset, progress=False, resume=True)
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("ms_per_iter", "tokens_per_s")} for r in rows]
+    timing = ("ms_per_iter", "tokens_per_s", "elapsed_s")
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]
     assert len(full.history) == 20 and strip(resumed.history) == strip(full.history)
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,7 +72,7 @@ def grade_notebook(path: Path, cell_timeout: int = CELL_TIMEOUT) -> dict[str, An
         try:
             client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
                                     resources={"metadata": {"path": str(path.parent)}}, record_timing=False)
-            client.execute(env=env)
+            client.execute(env=env, stderr=subprocess.DEVNULL)  # kernel start-up chatter stays out of the table
         except Exception as err:  # a dead kernel, a cell past its time: grade what ran
             problem = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[-1][:200]}"
         rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]

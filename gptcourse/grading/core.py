@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -127,7 +128,7 @@ def register(
 def registry() -> dict[str, CheckSpec]:
     """Every check, by name, in lesson order (loads the check modules on first use)."""
     for module in CHECK_MODULES:
-        importlib.import_module(f"gptcourse.grading.checks.{module}")
+        importlib.import_module(f"gptcourse.grading.lessons.{module}")
     return dict(sorted(_REGISTRY.items(), key=lambda item: item[1].lesson))  # stable: registration order
 
 
@@ -266,10 +267,21 @@ def _time_limit(seconds: float) -> Iterator[None]:
             sys.settrace(previous_trace)
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _where(err: BaseException) -> str:
+    """' (in f, line 3)': the deepest frame of the learner's own code in the traceback, if there is one."""
+    frames = traceback.extract_tb(err.__traceback__)
+    mine = [f for f in frames if not f.filename.startswith(_PACKAGE_DIR) and "site-packages" not in f.filename
+            and not f.filename.startswith(os.path.dirname(os.__file__))]
+    return f" (in {mine[-1].name}, line {mine[-1].lineno})" if mine else ""
+
+
 def _last_line(err: BaseException) -> str:
-    """The exception's last line as Python prints it: `ValueError: message`."""
+    """The exception's last line as Python prints it, `ValueError: message`, and where in the learner's code."""
     text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[-1]}" if text else type(err).__name__
+    return (f"{type(err).__name__}: {text[-1]}" if text else type(err).__name__) + _where(err)
 
 
 def _todo_message(err: NotImplementedError) -> str:

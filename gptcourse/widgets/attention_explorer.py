@@ -14,7 +14,6 @@ import re
 import zlib
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
@@ -100,7 +99,8 @@ def weights_html(words: list[str], weights: torch.Tensor, query: int) -> str:
 def plot_attention(weights: torch.Tensor, words: list[str], title: str = "attention weights") -> Figure:
     """A heatmap of (T, T) weights: row = the query word, column = the word it looks at."""
     T = len(words)
-    fig, ax = plt.subplots(figsize=(0.45 * T + 2.5, 0.45 * T + 1.5))
+    fig = Figure(figsize=(0.45 * T + 2.5, 0.45 * T + 1.5), layout="constrained")  # no pyplot: nothing global
+    ax = fig.subplots()
     im = ax.imshow(weights.detach().cpu().numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(T), words, rotation=60, ha="right")
     ax.set_yticks(range(T), words)
@@ -108,8 +108,6 @@ def plot_attention(weights: torch.Tensor, words: list[str], title: str = "attent
     ax.set_ylabel("query: the word looking")
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="weight")
-    fig.tight_layout()
-    plt.close(fig)  # the caller shows it; no second copy in the notebook
     return fig
 
 

@@ -114,7 +114,7 @@ def _same_params(a: GPT, b: GPT, atol: float = 1e-5) -> bool:
     return all(torch.allclose(p, q, atol=atol, rtol=1e-4) for p, q in zip(a.parameters(), b.parameters()))
 
 
-@register("train.step", lesson=8, title="train_step function", timeout=20.0)
+@register("train.step", lesson=8, title="train_step function", timeout=30.0)
 def train_step(fn, ctx: Context) -> str:
     from ...train import loss_fn
     from ...train import train_step as ref_step
