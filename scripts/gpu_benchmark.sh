@@ -11,7 +11,7 @@ PY=${PYTHON:-.venv/bin/python}
 OUTDIR=${OUT:-.}
 
 if [ "${1:-}" = "--tiny" ]; then
-  SIZE=(--device cpu --n_layer 2 --n_head 2 --n_embd 32 --block_size 32 --batch_size 4 --eval_iters 2)
+  SIZE=(--device cpu --compile false --n_layer 2 --n_head 2 --n_embd 32 --block_size 32 --batch_size 4 --eval_iters 2)
   "$PY" -m gptcourse bench --preset shakespeare-gpu --runs 1 --iters 3 --warmup 1 "${SIZE[@]}" --max_iters 10
   "$PY" -m gptcourse bench --preset shakespeare-gpu --runs 1 --no-speed --train "${SIZE[@]}" \
     --max_iters 10 --lr_decay_iters 10 --eval_interval 5
