@@ -157,6 +157,14 @@ class CausalSelfAttention(MultiHeadAttention):
     """The same layer with the core fused by `F.scaled_dot_product_attention` (flash on CUDA)."""
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+            # PyTorch's CPU kernel is several times slower in bf16 than in float32 (its backward most of all,
+            # measured in BENCHMARKS.md), and attention is a small share of the FLOPs here: run it in float32.
+            with torch.autocast("cpu", enabled=False):  # else autocast casts the inputs back to bf16
+                return self._sdpa(q.float(), k.float(), v.float()).to(q.dtype)
+        return self._sdpa(q, k, v)
+
+    def _sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         Tq, Tk = q.size(2), k.size(2)
         p = self.dropout if self.training else 0.0
         if Tq == Tk:  # the usual case: a whole sequence at once

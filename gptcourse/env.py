@@ -12,7 +12,10 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["pick_device", "mps_is_safe", "fast_mode", "runs_dir", "Check", "run_checks", "doctor", "REQUIREMENTS"]
+__all__ = [
+    "pick_device", "mps_is_safe", "cpu_has_fast_bf16", "fast_mode", "runs_dir",
+    "Check", "run_checks", "doctor", "REQUIREMENTS",
+]
 
 # MPS (Apple GPUs) trains these models correctly from this torch release on; older ones gave wrong
 # gradients for some ops, so lessons use the CPU there.
@@ -47,6 +50,17 @@ def mps_is_safe() -> bool:
     """True where an Apple GPU is present and the installed torch trains correctly on it."""
     mps = getattr(torch.backends, "mps", None)
     return bool(mps and mps.is_available() and _version_tuple(torch.__version__) >= MPS_MIN_TORCH)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True where the CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX): there bf16 matmuls run
+    about twice as fast as float32 ones (measured in BENCHMARKS.md); elsewhere bf16 is emulated and slow."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:  # not Linux: be conservative
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def pick_device(prefer: str | None = None) -> torch.device:

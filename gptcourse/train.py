@@ -38,7 +38,7 @@ from .checkpoint import (
 from .config import PRESETS as MODEL_PRESETS
 from .config import GPTConfig
 from .data import Dataset, get_batch, load_dataset
-from .env import fast_mode, pick_device, runs_dir
+from .env import cpu_has_fast_bf16, fast_mode, pick_device, runs_dir
 from .model import GPT
 
 __all__ = [
@@ -71,23 +71,24 @@ CPU_FUSED_ADAMW = True
 class TrainConfig:
     """How to train (the model's shape is a GPTConfig). Names as in nanoGPT's train.py; defaults = shakespeare-cpu."""
 
-    batch_size: int = 32  # sequences per micro-batch; more = smoother gradients, more work per step
-    max_iters: int = 1500  # optimiser steps in the whole run
-    lr_decay_iters: int = 1500  # the cosine ends here (usually = max_iters); min_lr afterwards
-    learning_rate: float = 2e-3  # peak rate; small models tolerate large ones
-    min_lr: float = 1e-4  # where the cosine ends: about learning_rate / 10 (Chinchilla)
-    warmup_iters: int = 100  # ramp the rate up first: Adam's moment estimates are noisy at the start
+    batch_size: int = 16  # sequences per micro-batch; more = smoother gradients, more work per step
+    max_iters: int = 900  # optimiser steps in the whole run
+    lr_decay_iters: int = 900  # the cosine ends here (usually = max_iters); min_lr afterwards
+    learning_rate: float = 3e-3  # peak rate; small models tolerate large ones
+    min_lr: float = 3e-4  # where the cosine ends: about learning_rate / 10 (Chinchilla)
+    warmup_iters: int = 50  # ramp the rate up first: Adam's moment estimates are noisy at the start
     beta1: float = 0.9  # Adam's momentum
     beta2: float = 0.99  # 0.99 rather than 0.999: few tokens per step, so average over fewer steps
     weight_decay: float = 0.1  # pulls matrices towards zero (biases, LayerNorm and the like are exempt)
     grad_clip: float = 1.0  # rescale the gradient when its norm exceeds this (0 = off): tames spikes
-    eval_interval: int = 250  # evaluate (and write a checkpoint) every this many steps, and at the end
+    eval_interval: int = 300  # evaluate (and write a checkpoint) every this many steps, and at the end
     eval_iters: int = 20  # batches per split per evaluation: more = a less noisy estimate, slower
     log_interval: int = 10  # log a metrics row every this many steps (each log reads the loss: a sync on GPUs)
     # micro-batches per step, all processes together: the global batch is this x batch_size sequences
     gradient_accumulation_steps: int = 1
     device: str = "auto"  # "auto" = gptcourse.env.pick_device(); or "cpu", "cuda", "cuda:1", "mps"
-    dtype: str = "auto"  # "auto": bf16 autocast on GPUs that have it, float32 on CPU; or "float32", "bfloat16"
+    # "auto": bf16 autocast on GPUs that have it and on CPUs with native bf16 matmuls, else float32
+    dtype: str = "auto"
     compile: bool = False  # torch.compile: faster steps on GPUs after a minute of compiling
     out_dir: str | None = None  # where ckpt.pt and metrics.jsonl go; None = gptcourse.env.runs_dir() / "run"
     seed: int = 1337  # fixes the initial weights and every batch drawn
@@ -179,7 +180,8 @@ PRESETS: dict[str, Preset] = {
     ),
     # Exactly nanoGPT README's CPU run, to compare speed and loss against nanoGPT itself.
     "nanogpt-cpu": Preset(
-        GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False),
+        GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False,
+                  activation="gelu"),  # nanoGPT uses the exact GELU
         TrainConfig(
             batch_size=12,
             max_iters=2000,
@@ -210,6 +212,7 @@ PRESETS: dict[str, Preset] = {
             eval_iters=4,
             log_interval=1,
             device="cpu",
+            dtype="float32",  # the tests compare runs number for number
         ),
         "seconds on a CPU, for tests",
     ),
@@ -282,6 +285,8 @@ def _resolve_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
         return torch.bfloat16
     if cfg.dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
+    if cfg.dtype == "auto" and device.type == "cpu" and cpu_has_fast_bf16():
+        return torch.bfloat16  # trains to the same loss, faster (BENCHMARKS.md)
     return torch.float32
 
 

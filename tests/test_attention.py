@@ -90,3 +90,17 @@ def test_cache_gives_the_same_output(cls):
     cache = KVCache()
     parts = [attn(x[:, :4], cache), attn(x[:, 4:7], cache), attn(x[:, 7:8], cache), attn(x[:, 8:], cache)]
     assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
+
+
+def test_cpu_bf16_autocast_runs_attention_core_in_float32():
+    fast = CausalSelfAttention(32, 4, block_size=16)
+    x = torch.randn(2, 16, 32, requires_grad=True)
+    ref = fast(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q, k, v = fast.project_qkv(x, torch.arange(16))
+        assert q.dtype == torch.bfloat16
+        y = fast(x)
+    assert y.dtype == torch.bfloat16
+    assert (y.float() - ref).abs().max().item() < 0.05  # bf16 keeps about 3 significant digits
+    y.float().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

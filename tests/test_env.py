@@ -32,3 +32,17 @@ def test_doctor_reports_a_missing_dataset(tmp_path, monkeypatch, capsys):
     assert env.doctor() == 1
     out = capsys.readouterr().out
     assert "FAIL  dataset" in out and "GPTCOURSE_DATA_DIR" in out
+
+
+def test_cpu_bf16_detection_reads_the_flags(monkeypatch, tmp_path):
+    import builtins
+
+    real_open = builtins.open
+    for flags, expected in (("fpu avx2 avx512f avx512_bf16", True), ("fpu avx2 amx_bf16", True), ("fpu avx2", False)):
+        fake = tmp_path / "cpuinfo"
+        fake.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        def fake_open(path, *args, _f=fake, **kwargs):
+            return real_open(_f if path == "/proc/cpuinfo" else path, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "open", fake_open)
+        assert env.cpu_has_fast_bf16() is expected

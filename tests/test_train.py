@@ -222,3 +222,14 @@ def test_trained_model_trains_once_then_loads(tmp_path, monkeypatch):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="unknown preset"):
         trained_model("huge")
+
+
+def test_bf16_autocast_on_cpu_trains(dataset, tmp_path):
+    """The CPU bf16 path (used by dtype="auto" on CPUs with native bf16 matmuls) learns like float32."""
+    model_cfg, cfg = tiny(dataset, tmp_path, max_iters=30, lr_decay_iters=30, eval_interval=30)
+    fp32 = train(model_cfg, cfg, dataset=dataset, progress=False)
+    bf16 = train(model_cfg, cfg.replace(dtype="bfloat16", out_dir=str(tmp_path / "bf16")), dataset=dataset,
+                 progress=False)
+    first, last = bf16.history[0]["train_loss"], bf16.history[-1]["train_loss"]
+    assert last < first - 0.3  # it learns
+    assert abs(bf16.history[-1]["val_loss"] - fp32.history[-1]["val_loss"]) < 0.05  # and as well as float32
