@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistInfo", "LaunchError", "detect", "check_world", "setup", "cleanup", "wrap", "backend_for"]
+__all__ = ["DistInfo", "LaunchError", "detect", "check_world", "setup", "barrier", "cleanup", "wrap", "backend_for"]
 
 # How long a collective may wait for a silent peer before the run gives up (instead of hanging forever).
 TIMEOUT = datetime.timedelta(seconds=float(os.environ.get("GPTCOURSE_DIST_TIMEOUT", "300")))
@@ -102,6 +102,13 @@ def setup(info: DistInfo, device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(backend=backend_for(device), timeout=TIMEOUT)
+
+
+def barrier() -> None:
+    """Wait until every process gets here. Used before leaving after a run that ended normally: a process
+    that closes its connections while a peer is still finishing can make Gloo abort that peer."""
+    if dist.is_initialized():
+        dist.barrier()
 
 
 def cleanup() -> None:

@@ -393,9 +393,11 @@ def train(
     device = _resolve_device(cfg, info)
     distributed.setup(info, device)
     try:
-        return _train(
+        result = _train(
             model_config, cfg, dataset, list(callbacks), resume, progress, overwrite, info, local_steps, device
         )
+        distributed.barrier()  # leave together (only after success: a dead peer would make this wait)
+        return result
     finally:
         distributed.cleanup()
 
