@@ -27,6 +27,7 @@ def _expect_rejected(fn, *args) -> bool:
 def temperature(fn, ctx: Context) -> str:
     B, V = 3, ctx.choice([6, 10])
     logits = ctx.randn(B, V, scale=2.0)
+    logits[torch.arange(B), logits.argmax(-1)] += 0.5  # a clear winner, so that T = 0.001 is one-hot to 1e-3
     out = expect_tensor(call(fn, logits, 1.0, names=("logits",)), (B, V), "temperature_probs(logits, 1.0)",
                         hint="one probability per vocabulary entry")
     if not torch.allclose(out.sum(-1), torch.ones(B), atol=1e-5):
