@@ -22,12 +22,11 @@ def model(tiny_config):
 def test_filters():
     logits = torch.tensor([[1.0, 3.0, 2.0, 0.0]])
     assert torch.isinf(top_k_filter(logits, 2)).tolist() == [[True, False, False, True]]
-    probs = logits.softmax(-1)  # [0.087, 0.644, 0.237, 0.032]
+    # softmax(logits) = [0.087, 0.644, 0.237, 0.032]
     kept = ~torch.isinf(top_p_filter(logits, 0.7))
     assert kept.tolist() == [[False, True, True, False]]  # 0.644 < 0.7, so the second is needed
     assert (~torch.isinf(top_p_filter(logits, 0.5))).sum() == 1
     assert (~torch.isinf(top_p_filter(logits, 1.0))).all()
-    assert probs.sum().item() == pytest.approx(1.0)
 
 
 def test_temperature_limits():
