@@ -1,5 +1,6 @@
-# The course's commands. `make lab` opens the course; `make test` runs every test.
-# Both create .venv and install what is missing first.
+# The course's commands. `make lab` opens the course; `make test` runs the whole suite (what CI runs);
+# `make quick` the unit tests alone (no training processes, no notebooks); `make sweep` the long loops
+# that `make test` leaves out. Each creates .venv and installs what is missing first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,13 +12,21 @@ GRADE_ARGS ?=
 # The test suite runs lessons in their fast setting; `make test GPTCOURSE_FAST=0` runs them in full.
 GPTCOURSE_FAST ?= 1
 
-.PHONY: lab test setup notebooks exercises grade doctor bench lint clean
+.PHONY: lab test quick sweep setup notebooks exercises grade doctor lint clean
 
 lab: $(INSTALLED)
 	$(BIN)/jupyter lab --notebook-dir="$(CURDIR)" $(LAB_ARGS) notebooks/00_setup.ipynb
 
+# Markers (pyproject.toml): slow = real training processes and notebook runs; browser = JupyterLab in
+# headless Chromium; sweep = loops of many seeds or launches (also counted as slow).
 test: $(TEST_INSTALLED)
-	GPTCOURSE_FAST=$(GPTCOURSE_FAST) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	GPTCOURSE_FAST=$(GPTCOURSE_FAST) $(BIN)/python -m pytest -m "not sweep" $(PYTEST_ARGS)
+
+quick: $(TEST_INSTALLED)
+	GPTCOURSE_FAST=$(GPTCOURSE_FAST) $(BIN)/python -m pytest -m "not slow and not browser and not sweep" $(PYTEST_ARGS)
+
+sweep: $(TEST_INSTALLED)
+	GPTCOURSE_FAST=$(GPTCOURSE_FAST) $(BIN)/python -m pytest -m sweep $(PYTEST_ARGS)
 
 setup: $(INSTALLED)
 

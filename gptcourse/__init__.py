@@ -11,8 +11,8 @@ Shape legend, used in every comment and docstring:
 Importing the package does nothing else: no prints, downloads or device choice.
 """
 
-from .config import PRESETS, GPTConfig
+from .config import MODEL_PRESETS, GPTConfig
 from .model import GPT
 
 __version__ = "0.1.0"
-__all__ = ["GPT", "GPTConfig", "PRESETS", "__version__"]
+__all__ = ["GPT", "GPTConfig", "MODEL_PRESETS", "__version__"]

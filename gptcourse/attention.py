@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .linear import FastLinear
 from .positions import RotaryEmbedding
 
 __all__ = [
@@ -66,20 +67,41 @@ class SingleHeadAttention(nn.Module):
 
 
 class KVCache:
-    """One layer's keys and values from earlier steps, so generation computes each token's only once."""
+    """One layer's keys and values from earlier steps, so generation computes each token's only once.
 
-    def __init__(self) -> None:
-        self.k: torch.Tensor | None = None  # (B, nh, T_past, hs)
+    They live in buffers sized once for `capacity` positions (the context window, as `GPT.new_cache`
+    sets it): each step writes its new keys and values in place, where `torch.cat` would copy all the
+    earlier ones again at every step. Without a capacity the buffers double when they fill up.
+    """
+
+    def __init__(self, capacity: int | None = None) -> None:
+        self.capacity = capacity
+        self.k: torch.Tensor | None = None  # (B, nh, room, hs); the first `length` positions are filled
         self.v: torch.Tensor | None = None
+        self.length = 0
 
     def __len__(self) -> int:
-        return 0 if self.k is None else self.k.size(2)
+        return self.length
 
     def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append this step's (B, nh, T_new, hs) keys and values; return all of them so far."""
-        self.k = k if self.k is None else torch.cat((self.k, k), dim=2)  # (B, nh, T_past + T_new, hs)
-        self.v = v if self.v is None else torch.cat((self.v, v), dim=2)
-        return self.k, self.v
+        """Append this step's (B, nh, T_new, hs) keys and values; return all of them so far (views)."""
+        end = self.length + k.size(2)
+        if self.k is None or end > self.k.size(2):
+            self._grow(end, k, v)
+        self.k[:, :, self.length : end] = k
+        self.v[:, :, self.length : end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]  # (B, nh, past + T_new, hs)
+
+    def _grow(self, needed: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        old_room = 0 if self.k is None else self.k.size(2)
+        room = max(needed, self.capacity or 0, 2 * old_room)
+        B, nh, _, hs = k.shape
+        new_k, new_v = k.new_empty(B, nh, room, hs), v.new_empty(B, nh, room, hs)
+        if self.length:
+            new_k[:, :, : self.length] = self.k[:, :, : self.length]
+            new_v[:, :, : self.length] = self.v[:, :, : self.length]
+        self.k, self.v = new_k, new_v
 
 
 class MultiHeadAttention(nn.Module):
@@ -101,8 +123,8 @@ class MultiHeadAttention(nn.Module):
         if n_embd % n_head:
             raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
         self.n_head, self.n_embd, self.block_size, self.dropout = n_head, n_embd, block_size, dropout
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
-        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.c_attn = FastLinear(n_embd, 3 * n_embd, bias=bias)
+        self.c_proj = FastLinear(n_embd, n_embd, bias=bias)
         self.attn_dropout = nn.Dropout(dropout)
         self.resid_dropout = nn.Dropout(dropout)
         self.rotary = RotaryEmbedding(n_embd // n_head, block_size) if rope else None
@@ -116,12 +138,12 @@ class MultiHeadAttention(nn.Module):
         B, nh, T, hs = y.shape
         return y.transpose(1, 2).contiguous().view(B, T, nh * hs)  # (B, nh, T, hs) -> (B, T, C)
 
-    def project_qkv(self, x: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(B, T, C) -> q, k, v, each (B, nh, T, hs), with RoPE applied to q and k when enabled."""
+    def project_qkv(self, x: torch.Tensor, start: int = 0) -> tuple[torch.Tensor, ...]:
+        """(B, T, C) at positions start..start+T-1 -> q, k, v, each (B, nh, T, hs), RoPE on q and k if enabled."""
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # (B, T, 3C) -> 3 x (B, T, C)
         q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # each (B, nh, T, hs)
         if self.rotary is not None:
-            q, k = self.rotary(q, pos), self.rotary(k, pos)
+            q, k = self.rotary(q, start), self.rotary(k, start)
         return q, k, v
 
     def mask_for(self, Tq: int, Tk: int) -> torch.Tensor:
@@ -131,7 +153,7 @@ class MultiHeadAttention(nn.Module):
     def weights(self, x: torch.Tensor) -> torch.Tensor:
         """The attention pattern of every head: (B, T, C) -> (B, nh, T, T). For looking inside."""
         T = x.size(1)
-        q, k, _ = self.project_qkv(x, torch.arange(T, device=x.device))
+        q, k, _ = self.project_qkv(x)
         return attention_weights(q, k, self.mask_for(T, T))
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -142,11 +164,11 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         B, T, C = x.shape
         past = len(cache) if cache is not None else 0
-        if past + T > self.block_size:
+        if past + T > self.block_size:  # Python ints: nothing waits on the device
             raise ValueError(
                 f"{past + T} tokens do not fit the context window of {self.block_size} (block_size)"
             )
-        q, k, v = self.project_qkv(x, torch.arange(past, past + T, device=x.device))
+        q, k, v = self.project_qkv(x, past)
         if cache is not None:
             k, v = cache.update(k, v)  # (B, nh, past + T, hs)
         y = self.attend(q, k, v)  # (B, nh, T, hs)

@@ -112,12 +112,12 @@ def _environment() -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    from .train import PRESETS
+    from .recipes import RECIPES
     from .train_cli import UsageError, parse_train_args
 
     parser = argparse.ArgumentParser(prog="python -m gptcourse bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="nanogpt-cpu", help=f"one of: {', '.join(PRESETS)}")
+    parser.add_argument("--preset", default="nanogpt-cpu", help=f"one of: {', '.join(RECIPES)}")
     parser.add_argument("--runs", type=int, default=3, help="repetitions (the median and spread are reported)")
     parser.add_argument("--iters", type=int, default=50, help="timed steps per speed run")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first in each speed run")
@@ -125,17 +125,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-speed", dest="speed", action="store_false", help="skip the speed runs")
     parser.add_argument("--output", type=Path, help="also write the JSON to this file")
     args, rest = parser.parse_known_args(argv)
-    if args.preset not in PRESETS:
-        print(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}", file=sys.stderr)
-        return 2
     if args.runs < 1 or args.iters < 1 or args.warmup < 0:
         print("--runs and --iters must be >= 1 and --warmup >= 0", file=sys.stderr)
         return 2
     try:  # the rest are --FIELD VALUE overrides, checked exactly as `train` checks them
-        _, model_cfg, train_cfg, _, _ = parse_train_args(["--preset", args.preset, *rest])
+        parsed = parse_train_args(["--preset", args.preset, *rest])
     except (UsageError, ValueError) as err:
         print(err, file=sys.stderr)
         return 2
+    model_cfg, train_cfg = parsed.model_config, parsed.train_config
     overrides = _overrides(rest)
     report: dict[str, Any] = {"preset": args.preset, "overrides": overrides, "environment": _environment()}
     if args.speed:

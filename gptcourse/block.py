@@ -35,9 +35,12 @@ class Block(nn.Module):
         self.mlp = MLP(config.n_embd, bias=config.bias, dropout=config.dropout, activation=config.activation)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        skip = 1.0 if self.residual else 0.0
         if self.pre_norm:
-            x = skip * x + self.attn(self.ln_1(x), cache)  # the residual stream carries x through
-            return skip * x + self.mlp(self.ln_2(x))
-        x = self.ln_1(skip * x + self.attn(x, cache))
-        return self.ln_2(skip * x + self.mlp(x))
+            x = self.skip(x, self.attn(self.ln_1(x), cache))  # the residual stream carries x through
+            return self.skip(x, self.mlp(self.ln_2(x)))
+        x = self.ln_1(self.skip(x, self.attn(x, cache)))
+        return self.ln_2(self.skip(x, self.mlp(x)))
+
+    def skip(self, x: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+        """The residual connection: x + update, or the update alone with residual=False."""
+        return x + update if self.residual else update

@@ -12,24 +12,25 @@ one, never half of one.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from .config import GPTConfig
 from .model import GPT
+from .recipes import TrainConfig
 from .tokenizers import CharTokenizer, GPT2Tokenizer, tokenizer_from_dict
 
 __all__ = [
     "CKPT_NAME",
     "FORMAT_VERSION",
     "Checkpoint",
+    "class_name",
     "checkpoint_path",
     "save_checkpoint",
     "read_checkpoint",
@@ -41,9 +42,11 @@ CKPT_NAME = "ckpt.pt"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format_version", "model", "optimizer", "iter_num", "model_config", "train_config", "tokenizer")
 TEMP_PREFIX = ".ckpt-tmp-"
-# Test hook: seconds to sleep between writing the temporary file and renaming it, so a test can kill the
-# process in the middle of a save. Never set it outside the tests.
-SAVE_PAUSE_ENV = "GPTCOURSE_TEST_SAVE_PAUSE"
+
+
+def class_name(cls: type) -> str:
+    """`module.QualName`: a checkpoint records its model's class, and loads only into that class."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def checkpoint_path(path_or_out_dir: str | os.PathLike) -> Path:
@@ -64,9 +67,6 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
-        pause = float(os.environ.get(SAVE_PAUSE_ENV) or 0)
-        if pause > 0:
-            time.sleep(pause)
         os.replace(tmp, path)  # the old checkpoint stays whole until this instant
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -127,28 +127,35 @@ def _vocab_note(tok: dict) -> str:
 class Checkpoint:
     """A loaded checkpoint: the model (in eval mode) and what it was trained with."""
 
-    model: GPT
+    model: nn.Module  # a GPT, unless the run trained another model (train(..., model=...))
     tokenizer: CharTokenizer | GPT2Tokenizer
     model_config: GPTConfig
-    train_config: Any  # gptcourse.train.TrainConfig (not imported here: train imports this module)
+    train_config: TrainConfig
     iter_num: int
     best_val_loss: float
     path: Path
 
 
-def load_checkpoint(path_or_out_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """A trained model back from `ckpt.pt` (or the folder holding it), ready to sample from."""
-    from .train import TrainConfig
+def load_checkpoint(
+    path_or_out_dir: str | os.PathLike, map_location: str | torch.device = "cpu", model: nn.Module | None = None
+) -> Checkpoint:
+    """A trained model back from `ckpt.pt` (or the folder holding it), ready to sample from.
 
+    The weights go into a new GPT built from the stored config, or into `model` when given: a run that
+    trained another class (a bigram baseline, your own GPT) loads into an instance of that class.
+    """
     path = checkpoint_path(path_or_out_dir)
     state = read_checkpoint(path, map_location)
-    known = {f.name for f in dataclasses.fields(GPTConfig)}
-    model_config = GPTConfig(**{k: v for k, v in state["model_config"].items() if k in known})
-    model = GPT(model_config)
+    model_config = GPTConfig.from_dict(state["model_config"])
+    saved_class = state.get("model_class", class_name(GPT))
+    if model is None and saved_class != class_name(GPT):
+        raise ValueError(f"{path} holds a {saved_class}, not a GPT: pass an instance of that class, "
+                         "load_checkpoint(path, model=...), to load its weights")
+    model = GPT(model_config) if model is None else model
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
-        raise ValueError(f"{path}: the weights do not fit the stored model config ({err}); train again") from None
+        raise ValueError(f"{path}: the weights do not fit the model ({err}); train again") from None
     model.to(map_location).eval()
     return Checkpoint(
         model=model,

@@ -1,11 +1,11 @@
-"""The model's configuration: one frozen dataclass and its named presets."""
+"""The model's configuration: one frozen dataclass and the named model shapes (MODEL_PRESETS)."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["GPTConfig", "PRESETS"]
+__all__ = ["GPTConfig", "MODEL_PRESETS"]
 
 POS_ENCODINGS = ("learned", "sinusoidal", "rope")
 NORM_PLACEMENTS = ("pre", "post")
@@ -55,15 +55,21 @@ class GPTConfig:
     @classmethod
     def from_preset(cls, name: str, **overrides) -> GPTConfig:
         """A named preset, with any field replaced: `GPTConfig.from_preset("gpt2", n_layer=2)`."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
-        return dataclasses.replace(PRESETS[name], **overrides)
+        if name not in MODEL_PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(MODEL_PRESETS)}")
+        return dataclasses.replace(MODEL_PRESETS[name], **overrides)
 
     def replace(self, **changes) -> GPTConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GPTConfig:
+        """Rebuild from `to_dict()` (a checkpoint's), ignoring fields this version no longer has."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -73,7 +79,7 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
 
 SHAKESPEARE_CHARS = 65  # distinct characters in Tiny Shakespeare
 
-PRESETS: dict[str, GPTConfig] = {
+MODEL_PRESETS: dict[str, GPTConfig] = {
     # GPT-2 small, 124M parameters (124,439,808 with tied weights).
     "gpt2": GPTConfig(),
     # GPT-2 medium, 350M.

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import datetime
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistInfo", "LaunchError", "detect", "check_world", "setup", "barrier", "cleanup", "wrap", "backend_for"]
+__all__ = ["DistInfo", "LaunchError", "detect", "check_world", "share_global_batch", "setup", "barrier", "cleanup",
+           "exit_worker", "wrap", "backend_for"]
 
 # How long a collective may wait for a silent peer before the run gives up (instead of hanging forever).
 TIMEOUT = datetime.timedelta(seconds=float(os.environ.get("GPTCOURSE_DIST_TIMEOUT", "300")))
@@ -90,6 +93,22 @@ def check_world(world_size: int, gradient_accumulation_steps: int) -> int:
     return gradient_accumulation_steps // world_size
 
 
+def share_global_batch(batch_size: int, gradient_accumulation_steps: int, world_size: int) -> tuple[int, int]:
+    """(batch_size, gradient_accumulation_steps) that spread a global batch of batch_size x steps sequences
+    over world_size processes: unchanged when the steps already divide among them, else each micro-batch is
+    cut to batch_size / world_size sequences and there are world_size times as many.
+    """
+    if gradient_accumulation_steps % world_size == 0:
+        return batch_size, gradient_accumulation_steps
+    if batch_size % world_size:
+        raise LaunchError(
+            f"a global batch of {batch_size} x {gradient_accumulation_steps} sequences cannot be shared evenly "
+            f"among {world_size} processes: set --gradient_accumulation_steps to a multiple of {world_size}, or "
+            f"--batch_size to a multiple of {world_size}"
+        )
+    return batch_size // world_size, gradient_accumulation_steps * world_size
+
+
 def backend_for(device: torch.device) -> str:
     """NCCL between GPUs, Gloo between CPU processes."""
     return "nccl" if device.type == "cuda" else "gloo"
@@ -105,8 +124,8 @@ def setup(info: DistInfo, device: torch.device) -> None:
 
 
 def barrier() -> None:
-    """Wait until every process gets here. Used before leaving after a run that ended normally: a process
-    that closes its connections while a peer is still finishing can make Gloo abort that peer."""
+    """Wait until every process gets here. Used at the end of a run that ended normally, so that no process
+    leaves while another is still writing the last checkpoint."""
     if dist.is_initialized():
         dist.barrier()
 
@@ -115,6 +134,22 @@ def cleanup() -> None:
     """Leave the process group, so the process exits without waiting on its peers."""
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def exit_worker(code: int) -> NoReturn:
+    """End a torchrun worker process now, skipping the interpreter's shutdown.
+
+    Once DistributedDataParallel has used a Gloo process group, references to the group outlive
+    destroy_process_group (measured with torch 2.13: Gloo's worker threads run until the process ends). A
+    worker thread that is still releasing a finished collective's tensor must take the GIL to drop the
+    tensor's Python object; if the interpreter is shutting down by then, Python ends that thread inside a
+    C++ destructor, std::terminate runs, and the process aborts (SIGABRT, "terminate called without an
+    active exception"): the rare abort of a 2-process run at its very end. Leaving with os._exit skips that
+    shutdown. The run's files are closed and its checkpoint synced by now; only the output needs flushing.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:

@@ -6,7 +6,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["TokenEmbedding"]
+__all__ = ["TokenEmbedding", "check_token_ids"]
+
+
+def check_token_ids(idx: torch.Tensor, vocab_size: int) -> None:
+    """Refuse ids outside [0, vocab_size) with a sentence that says what to do.
+
+    It reads the ids only where that is cheap and safe: on the CPU, outside `torch.compile`. On a GPU the
+    read would make the host wait for the device at every step; batches are checked where they are made.
+    """
+    if idx.device.type != "cpu" or torch.compiler.is_compiling() or not idx.numel():
+        return
+    low, high = int(idx.min()), int(idx.max())
+    if low < 0 or high >= vocab_size:
+        raise ValueError(
+            f"token ids must lie in [0, {vocab_size}); got ids from {low} to {high}: "
+            "was the text encoded with another tokenizer?"
+        )
 
 
 class TokenEmbedding(nn.Embedding):
@@ -16,11 +32,7 @@ class TokenEmbedding(nn.Embedding):
         super().__init__(vocab_size, n_embd)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.num_embeddings):
-            raise ValueError(
-                f"token ids must lie in [0, {self.num_embeddings}); got ids from "
-                f"{int(idx.min())} to {int(idx.max())}: was the text encoded with another tokenizer?"
-            )
+        check_token_ids(idx, self.num_embeddings)
         return super().forward(idx)
 
     def via_one_hot(self, idx: torch.Tensor) -> torch.Tensor:

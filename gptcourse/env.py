@@ -21,19 +21,29 @@ __all__ = [
 # gradients for some ops, so lessons use the CPU there.
 MPS_MIN_TORCH = (2, 4)
 
-# The packages the course needs, and the oldest version known to work.
-REQUIREMENTS = {
-    "torch": "2.4",
-    "numpy": "1.24",
-    "tiktoken": "0.7",
-    "matplotlib": "3.7",
-    "ipywidgets": "8.0",
-    "jupyterlab": "4.0",
-    "nbclient": "0.9",
-    "nbformat": "5.9",
-    "tqdm": "4.66",
-    "safetensors": "0.4",
-}
+
+
+def _installed_requirements() -> dict[str, str]:
+    """The course's dependencies as the installed package declares them (pyproject.toml's `dependencies`):
+    name -> oldest version allowed ("0" where none is named). Empty when gptcourse is not installed."""
+    try:
+        declared = importlib.metadata.requires("gptcourse") or []
+    except importlib.metadata.PackageNotFoundError:
+        return {}
+    found = {}
+    for requirement in declared:
+        spec, _, marker = requirement.partition(";")
+        if "extra" in marker:  # optional extras (the test tools) are not the course's requirements
+            continue
+        name = re.match(r"[A-Za-z0-9_.-]+", spec.strip()).group()
+        minimum = re.search(r">=\s*([\w.]+)", spec)
+        found[name] = minimum.group(1) if minimum else "0"
+    return found
+
+
+# The packages the course needs, and the oldest version known to work: read from the installed package's
+# metadata, so this list cannot drift from pyproject.toml.
+REQUIREMENTS = _installed_requirements()
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
@@ -147,6 +157,9 @@ def _check_dataset() -> Check:
 
 def run_checks() -> list[Check]:
     checks = [_check_python()]
+    if not REQUIREMENTS:
+        checks.append(Check("gptcourse", False, "not installed, so its requirements are unknown",
+                            "run `make lab` (or `pip install -e .`) in the course folder"))
     checks += [_check_package(name, minimum) for name, minimum in REQUIREMENTS.items()]
     checks += [_check_device(), _check_tokenizer(), _check_dataset()]
     return checks
@@ -175,8 +188,16 @@ def fast_mode() -> bool:
 
 
 def runs_dir() -> Path:
-    """Where training runs and checkpoints go: $GPTCOURSE_RUNS, else `runs/` at the course's root.
+    """Where training runs and checkpoints go: $GPTCOURSE_RUNS if set; else `runs/` at the course's root when
+    the package runs from a checkout of the course (an editable install); else, for a regular install, a
+    user data folder: $XDG_DATA_HOME/gptcourse/runs, by default ~/.local/share/gptcourse/runs.
 
-    Lesson 08 saves its model there and lessons 09-11 look for it there.
+    Lesson 08 saves its model there and lessons 09-12 look for it there.
     """
-    return Path(os.environ.get("GPTCOURSE_RUNS") or Path(__file__).resolve().parent.parent / "runs")
+    if os.environ.get("GPTCOURSE_RUNS"):
+        return Path(os.environ["GPTCOURSE_RUNS"])
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir():
+        return root / "runs"
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "gptcourse" / "runs"

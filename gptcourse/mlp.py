@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from .linear import FastLinear
+
 __all__ = ["gelu", "MLP", "make_activation"]
 
 
@@ -35,9 +37,9 @@ class MLP(nn.Module):
 
     def __init__(self, n_embd: int, bias: bool = True, dropout: float = 0.0, activation: str = "gelu_tanh"):
         super().__init__()
-        self.c_fc = nn.Linear(n_embd, 4 * n_embd, bias=bias)
+        self.c_fc = FastLinear(n_embd, 4 * n_embd, bias=bias)
         self.act = make_activation(activation)
-        self.c_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
+        self.c_proj = FastLinear(4 * n_embd, n_embd, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

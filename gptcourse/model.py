@@ -11,6 +11,7 @@ from .attention import KVCache
 from .block import Block
 from .config import GPTConfig
 from .embeddings import TokenEmbedding
+from .linear import FastLinear
 from .positions import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 
 __all__ = ["GPT"]
@@ -37,7 +38,7 @@ class GPT(nn.Module):
         if config.norm_placement == "pre":  # post-norm blocks already end in a LayerNorm
             modules["ln_f"] = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.transformer = nn.ModuleDict(modules)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = FastLinear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.transformer.wte.weight  # one (V, C) matrix reads and writes tokens
         self.apply(self._init_weights)
@@ -58,7 +59,7 @@ class GPT(nn.Module):
 
     def new_cache(self) -> list[KVCache]:
         """An empty key/value cache, one per block, for `forward(..., cache=...)` during generation."""
-        return [KVCache() for _ in self.transformer.h]
+        return [KVCache(self.config.block_size) for _ in self.transformer.h]
 
     def forward(self, idx: torch.Tensor, cache: list[KVCache] | None = None) -> torch.Tensor:
         """idx: (B, T) token ids -> logits (B, T, vocab_size). With a cache, idx holds only new tokens."""
@@ -71,10 +72,9 @@ class GPT(nn.Module):
                 f"input of {past + T} tokens is longer than the context window of "
                 f"{self.config.block_size} tokens (block_size); crop it to the last {self.config.block_size}"
             )
-        x = self.transformer.wte(idx)  # (B, T) -> (B, T, C)
+        x = self.transformer.wte(idx)  # (B, T) -> (B, T, C); ids checked on the CPU only (no device sync)
         if "wpe" in self.transformer:
-            pos = torch.arange(past, past + T, device=idx.device)  # (T,)
-            x = x + self.transformer.wpe(pos)  # (B, T, C) + (T, C) -> (B, T, C)
+            x = x + self.transformer.wpe.window(past, T)  # (B, T, C) + (T, C): positions past..past+T-1
         x = self.transformer.drop(x)
         for i, block in enumerate(self.transformer.h):
             x = block(x, cache[i] if cache is not None else None)  # (B, T, C)

@@ -94,7 +94,6 @@ def entropy(probs: torch.Tensor) -> torch.Tensor:
     return -(probs * probs.clamp_min(1e-30).log()).sum(dim=-1)
 
 
-@torch.no_grad()
 def generate(
     model: nn.Module,
     idx: torch.Tensor,
@@ -119,19 +118,24 @@ def generate(
     if idx.dim() != 2 or idx.size(1) == 0:
         raise ValueError(f"idx must have shape (B, T) with T >= 1, got {tuple(idx.shape)}")
     block_size = model.config.block_size
+    B, T0 = idx.shape
+    out = idx.new_empty(B, T0 + max_new_tokens)  # filled one column per step: no copy of the text so far
+    out[:, :T0] = idx
     was_training = model.training
     model.eval()
     cache = None
     try:
-        for _ in range(max_new_tokens):
-            if use_cache and cache is not None and len(cache[0]) < block_size:
-                logits = model(idx[:, -1:], cache=cache)  # only the newest token
-            else:
-                context = idx[:, -block_size:]  # (B, <= block_size)
-                cache = model.new_cache() if use_cache else None
-                logits = model(context, cache=cache)
-            next_id = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
-            idx = torch.cat((idx, next_id), dim=1)  # (B, T + 1)
+        # no autograd bookkeeping at all: a one-token step is mostly per-operation overhead. `out` was
+        # made outside, so the tokens come back as an ordinary tensor
+        with torch.inference_mode():
+            for t in range(T0, T0 + max_new_tokens):
+                if cache is not None and len(cache[0]) < block_size:
+                    logits = model(out[:, t - 1 : t], cache=cache)  # only the newest token: (B, 1, V)
+                else:
+                    context = out[:, max(0, t - block_size) : t]  # (B, <= block_size)
+                    cache = model.new_cache() if use_cache else None
+                    logits = model(context, cache=cache)
+                out[:, t : t + 1] = sample_next(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
     finally:
         model.train(was_training)
-    return idx
+    return out

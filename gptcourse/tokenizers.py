@@ -9,25 +9,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from importlib import resources
-from typing import Protocol
 
 import tiktoken
 
-__all__ = ["Tokenizer", "CharTokenizer", "GPT2Tokenizer", "gpt2_encoding", "tokenizer_from_dict"]
+__all__ = ["CharTokenizer", "GPT2Tokenizer", "gpt2_encoding", "tokenizer_from_dict"]
 
 GPT2_RANKS_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
 ENDOFTEXT = "<|endoftext|>"
 ENDOFTEXT_ID = 50256
-
-
-class Tokenizer(Protocol):
-    vocab_size: int
-
-    def encode(self, text: str) -> list[int]: ...
-
-    def decode(self, ids: Iterable[int]) -> str: ...
-
-    def to_dict(self) -> dict: ...
 
 
 class CharTokenizer:

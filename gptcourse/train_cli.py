@@ -2,7 +2,7 @@
 
     python -m gptcourse train --preset shakespeare-cpu --max_iters 500 --n_layer 2
     python -m gptcourse train --out_dir runs/shakespeare-cpu --resume
-    torchrun --nproc_per_node 2 -m gptcourse train --gradient_accumulation_steps 2
+    torchrun --nproc_per_node 2 -m gptcourse train
     python -m gptcourse sample --out_dir runs/shakespeare-cpu --prompt "ROMEO:" --temperature 0.8
 """
 
@@ -12,11 +12,12 @@ import argparse
 import dataclasses
 import sys
 import typing
-from typing import Any
+from typing import Any, NamedTuple
 
 from .config import GPTConfig
+from .recipes import TrainConfig
 
-__all__ = ["parse_train_args", "train_main", "sample_main", "parse_value"]
+__all__ = ["TrainArgs", "parse_train_args", "train_main", "sample_main", "parse_value"]
 
 DEFAULT_PRESET = "shakespeare-cpu"
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -55,10 +56,26 @@ def parse_value(name: str, text: str, kind: Any) -> Any:
     return text
 
 
-def parse_train_args(argv: list[str]) -> tuple[str, GPTConfig, Any, bool, bool]:
-    """argv -> (preset name, model config, train config, resume, overwrite). Raises UsageError."""
+class TrainArgs(NamedTuple):
+    """A parsed `train` command line."""
+
+    preset: str
+    model_config: GPTConfig
+    train_config: TrainConfig
+    resume: bool
+    overwrite: bool
+    note: str  # a line to print before training ("" for none)
+
+
+def parse_train_args(argv: list[str], world_size: int = 1) -> TrainArgs:
+    """argv -> the preset, its configs with the --FIELD VALUE overrides, and the flags. Raises UsageError.
+
+    Under torchrun (world_size > 1) without --gradient_accumulation_steps, the preset's global batch is
+    shared among the processes: each takes micro-batches of batch_size / world_size sequences.
+    """
+    from .distributed import LaunchError, share_global_batch
     from .env import runs_dir
-    from .train import PRESETS, TrainConfig
+    from .recipes import get_recipe
 
     model_types, train_types = _field_types(GPTConfig), _field_types(TrainConfig)
     valid = sorted(model_types) + sorted(train_types)
@@ -79,8 +96,10 @@ def parse_train_args(argv: list[str]) -> tuple[str, GPTConfig, Any, bool, bool]:
                 raise UsageError(f"--{name} needs a value")
             value = args.pop(0)
         if name == "preset":
-            if value not in PRESETS:
-                raise UsageError(f"unknown preset {value!r}; choose one of: {', '.join(PRESETS)}")
+            try:
+                get_recipe(value)
+            except ValueError as err:
+                raise UsageError(str(err)) from None
             preset = value
         elif name in model_types:
             model_over[name] = parse_value(name, value, model_types[name])
@@ -91,15 +110,25 @@ def parse_train_args(argv: list[str]) -> tuple[str, GPTConfig, Any, bool, bool]:
                 f"unknown option --{name}. Valid: --preset, --resume, --overwrite, and the fields "
                 + ", ".join(valid)
             )
-    recipe = PRESETS[preset]
+    recipe = get_recipe(preset)
+    note = ""
     try:
         model_config = dataclasses.replace(recipe.model, **model_over)
         train_config = dataclasses.replace(recipe.train, **train_over)
+        if "gradient_accumulation_steps" not in train_over:
+            batch, steps = share_global_batch(train_config.batch_size, train_config.gradient_accumulation_steps,
+                                              world_size)
+            if steps != train_config.gradient_accumulation_steps:
+                note = (f"{world_size} processes share each step's {batch * steps} sequences: micro-batches of "
+                        f"{batch} (batch_size), gradient_accumulation_steps {steps}")
+                train_config = train_config.replace(batch_size=batch, gradient_accumulation_steps=steps)
+    except LaunchError:
+        raise
     except ValueError as err:
         raise UsageError(str(err)) from None
     if train_config.out_dir is None:
         train_config = train_config.replace(out_dir=str(runs_dir() / preset))
-    return preset, model_config, train_config, resume, overwrite
+    return TrainArgs(preset, model_config, train_config, resume, overwrite, note)
 
 
 def train_main(argv: list[str]) -> int:
@@ -107,28 +136,38 @@ def train_main(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0
+    from .distributed import LaunchError, check_world, detect, exit_worker
+
     try:
-        _, model_config, train_config, resume, overwrite = parse_train_args(argv)
-    except UsageError as err:
+        info = detect()
+        args = parse_train_args(argv, info.world_size)
+        check_world(info.world_size, args.train_config.gradient_accumulation_steps)
+    except (UsageError, LaunchError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.note and info.is_master:
+        print(args.note, flush=True)
+    code = _train(args)
+    if info.enabled:
+        exit_worker(code)  # a torchrun worker ends here, skipping the interpreter's shutdown (see exit_worker)
+    return code
+
+
+def _train(args: TrainArgs) -> int:
+    """Run the parsed command: 0 when it trained, 1 for a checkpoint, config or lost-process problem."""
     import torch.distributed
 
-    from .distributed import LaunchError
     from .train import train
 
     try:
-        result = train(model_config, train_config, resume=resume, overwrite=overwrite)
-    except LaunchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        result = train(args.model_config, args.train_config, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError) as err:  # checkpoint and config problems: the message says what to do
         print(f"error: {err}", file=sys.stderr)
         return 1
     except torch.distributed.DistError as err:  # another process of a torchrun launch died or hung
         print(
             f"error: lost contact with another training process ({str(err).splitlines()[0][:200]}); the last "
-            f"checkpoint in {train_config.out_dir} is intact: relaunch with --resume to continue",
+            f"checkpoint in {args.train_config.out_dir} is intact: relaunch with --resume to continue",
             file=sys.stderr,
         )
         return 1

@@ -1,4 +1,4 @@
-"""Plotting helpers for lessons 08-11. Each returns a matplotlib Figure; the caller shows or saves it.
+"""Plotting helpers for lessons 07-11. Each returns a matplotlib Figure; the caller shows or saves it.
 
 Nothing here chooses a backend or shows a window, so the functions work the same in a notebook, a test
 and a script.
@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import FormatStrFormatter, ScalarFormatter
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "LiveLossPlot",
     "allreduce_figure",
     "power_law_figure",
+    "transformer_stacks_figure",
 ]
 
 
@@ -71,7 +73,11 @@ def attention_heatmap(
 
 
 def attention_grid(weights: torch.Tensor, tokens: Sequence[str] | None = None, title: str = "") -> Figure:
-    """Every head of every layer: weights (n_layer, nh, T, T) -> a grid of heatmaps, layers down, heads across."""
+    """Every head of every layer: weights (n_layer, nh, T, T) -> a grid of heatmaps, layers down, heads across.
+
+    The panels share their axes: the token labels stand on the left column and the bottom row only, each
+    panel gets room for them, and beyond 32 tokens only every few tokens are labelled.
+    """
     if weights.dim() != 4:
         raise ValueError(
             f"weights must be (n_layer, nh, T, T), got shape {tuple(weights.shape)}; "
@@ -80,8 +86,11 @@ def attention_grid(weights: torch.Tensor, tokens: Sequence[str] | None = None, t
     _check_square(weights)
     n_layer, nh, T, _ = weights.shape
     labels = _labels(tokens, T)
-    fig = Figure(figsize=(2.3 * nh + 0.8, 2.3 * n_layer + 0.6), layout="constrained")
-    axes = fig.subplots(n_layer, nh, squeeze=False)
+    every = math.ceil(T / 32)  # at most 32 labels per axis, about 8 points apart at the panel size below
+    ticks = list(range(0, T, every))
+    side = min(3.9, 0.4 + 0.11 * len(ticks))  # inches per panel
+    fig = Figure(figsize=(side * nh + 1.8, side * n_layer + 1.4), layout="constrained")
+    axes = fig.subplots(n_layer, nh, squeeze=False, sharex=True, sharey=True)
     data = weights.detach().float().cpu().numpy()
     image = None
     for layer in range(n_layer):
@@ -89,9 +98,11 @@ def attention_grid(weights: torch.Tensor, tokens: Sequence[str] | None = None, t
             ax = axes[layer][head]
             image = ax.imshow(data[layer, head], cmap="viridis", vmin=0.0, vmax=1.0)
             ax.set_title(f"layer {layer}, head {head}", fontsize=9)
-            show = T <= 24  # beyond that the labels overlap; the picture still speaks
-            ax.set_xticks(range(T) if show else [], labels if show else [], rotation=90, fontsize=6)
-            ax.set_yticks(range(T) if show else [], labels if show else [], fontsize=6)
+            ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=90, fontsize=8)
+            ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=8)
+            ax.tick_params(labelbottom=layer == n_layer - 1, labelleft=head == 0)
+    fig.supxlabel("key: the token looked at", fontsize=10)
+    fig.supylabel("query: the token looking", fontsize=10)
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
     if title:
         fig.suptitle(title)
@@ -280,4 +291,63 @@ def power_law_figure(
         ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    return fig
+
+
+STACK_COLORS = {"embed": "#e9ddf5", "attn": "#dbe9f8", "cross": "#fde3c8", "mlp": "#dcf2d8", "norm": "#ececec",
+                "head": "#fbdada"}
+
+
+def _stack(ax, x: float, parts: Sequence[tuple[str, str]], repeat: tuple[int, int],
+           skips: Sequence[tuple[int, int]]) -> list[float]:
+    """Boxes (label, colour key) from the bottom up, centred at x; a dashed frame marks parts[repeat[0]:repeat[1]]
+    as repeated N times; a skip (i, j) is a residual line from just below box i into box j. Returns the centres."""
+    width, height, gap, line = 1.9, 0.36, 0.62, {"color": "0.3", "lw": 1.0}
+    ys = [0.75 + gap * i + 0.3 * (i >= repeat[0]) + 0.3 * (i >= repeat[1]) for i in range(len(parts))]
+    for i, (y, (label, kind)) in enumerate(zip(ys, parts)):
+        ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.02",
+                                    facecolor=STACK_COLORS[kind], edgecolor="0.35"))
+        ax.text(x, y, label, ha="center", va="center", fontsize=9)
+        below = ys[i - 1] + height / 2 if i else 0.2
+        ax.annotate("", (x, y - height / 2), (x, below), arrowprops={"arrowstyle": "->", **line})
+    for i, j in skips:  # the residual path: around the sub-layer, into the addition
+        start, side = (ys[i] + ys[i - 1]) / 2, x + width / 2 + 0.15
+        ax.plot([x, side, side], [start, start, ys[j]], **line)
+        ax.annotate("", (x + width / 2, ys[j]), (side, ys[j]), arrowprops={"arrowstyle": "->", **line})
+    low, high = ys[repeat[0]] - 0.42, ys[repeat[1] - 1] + 0.42
+    ax.add_patch(FancyBboxPatch((x - width / 2 - 0.4, low), width + 0.8, high - low, boxstyle="round,pad=0.02",
+                                fill=False, linestyle="--", edgecolor="0.5"))
+    ax.text(x + width / 2 + 0.45, high - 0.15, "x N", ha="left", va="center", fontsize=10, color="0.3")
+    return ys
+
+
+def transformer_stacks_figure() -> Figure:
+    """The 2017 encoder-decoder Transformer beside GPT's decoder-only stack, drawn from input (bottom) to output."""
+    fig = Figure(figsize=(13, 7.8), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[2.0, 1.0])
+    encoder = [("token embedding + positions", "embed"), ("self-attention (no mask)", "attn"),
+               ("add, then LayerNorm", "norm"), ("MLP", "mlp"), ("add, then LayerNorm", "norm")]
+    decoder = [("token embedding + positions", "embed"), ("masked self-attention", "attn"),
+               ("add, then LayerNorm", "norm"), ("cross-attention", "cross"), ("add, then LayerNorm", "norm"),
+               ("MLP", "mlp"), ("add, then LayerNorm", "norm"), ("linear", "head"),
+               ("softmax: next word", "head")]
+    gpt = [("token embedding + positions", "embed"), ("LayerNorm", "norm"), ("masked self-attention", "attn"),
+           ("add", "norm"), ("LayerNorm", "norm"), ("MLP", "mlp"), ("add", "norm"), ("final LayerNorm", "norm"),
+           ("linear (tied to the embedding)", "head"), ("softmax: next token", "head")]
+    enc_y = _stack(left, 1.5, encoder, (1, 5), [(1, 2), (3, 4)])
+    dec_y = _stack(left, 5.3, decoder, (1, 7), [(1, 2), (3, 4), (5, 6)])
+    left.annotate("", (5.3 - 0.95, dec_y[3]), (1.5, enc_y[-1] + 0.45),
+                  arrowprops={"arrowstyle": "->", "color": "tab:orange", "lw": 1.5, "connectionstyle": "arc3,rad=-0.3"})
+    left.text(3.0, enc_y[-1] + 1.3, "the encoder's output: keys and values\nfor every decoder layer's cross-attention",
+              ha="center", va="center", fontsize=9, color="tab:orange")
+    left.text(1.5, 0.05, "source: the sentence to translate,\nread all at once", ha="center", va="center", fontsize=9)
+    left.text(5.3, 0.05, "target: the translation so far", ha="center", va="center", fontsize=9)
+    left.set_title("2017 Transformer: encoder (left) and decoder (right), post-norm", fontsize=11)
+    _stack(right, 1.5, gpt, (1, 7), [(1, 3), (4, 6)])
+    right.text(1.5, 0.05, "the text so far", ha="center", va="center", fontsize=9)
+    right.set_title("GPT-2: decoder only, pre-norm", fontsize=11)
+    for ax, width in ((left, 7.0), (right, 3.4)):
+        ax.set_xlim(0, width)
+        ax.set_ylim(-0.3, 7.9)
+        ax.axis("off")
     return fig

@@ -26,3 +26,11 @@ def tiny_config() -> GPTConfig:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """A sweep is also slow, so `-m "not slow"` (the quick run) leaves sweeps out without naming them."""
+    for item in items:
+        if item.get_closest_marker("sweep") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)

@@ -51,7 +51,7 @@ def test_fast_equals_plain(rope):
 def test_plain_equals_torch_sdpa_per_head():
     mha = MultiHeadAttention(24, 3, block_size=10)
     x = torch.randn(2, 10, 24)
-    q, k, v = mha.project_qkv(x, torch.arange(10))
+    q, k, v = mha.project_qkv(x)
     ours = mha.attend(q, k, v)
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     assert torch.allclose(ours, ref, atol=1e-5)
@@ -87,9 +87,21 @@ def test_cache_gives_the_same_output(cls):
     attn = cls(32, 4, block_size=16, rope=True)
     x = torch.randn(2, 10, 32)
     full = attn(x)
-    cache = KVCache()
-    parts = [attn(x[:, :4], cache), attn(x[:, 4:7], cache), attn(x[:, 7:8], cache), attn(x[:, 8:], cache)]
-    assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
+    for cache in (KVCache(), KVCache(capacity=16)):  # growing buffers, or sized once
+        parts = [attn(x[:, :4], cache), attn(x[:, 4:7], cache), attn(x[:, 7:8], cache), attn(x[:, 8:], cache)]
+        assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
+        assert len(cache) == 10
+
+
+def test_cache_sized_once_writes_in_place():
+    from gptcourse.attention import KVCache
+
+    cache = KVCache(capacity=8)
+    k, v = cache.update(torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4))
+    buffer = cache.k.data_ptr()
+    new_k = torch.randn(1, 2, 1, 4)
+    k, v = cache.update(new_k, torch.randn(1, 2, 1, 4))
+    assert cache.k.data_ptr() == buffer and k.shape == (1, 2, 4, 4) and torch.equal(k[:, :, 3:], new_k)
 
 
 def test_cpu_bf16_autocast_runs_attention_core_in_float32():
@@ -97,7 +109,7 @@ def test_cpu_bf16_autocast_runs_attention_core_in_float32():
     x = torch.randn(2, 16, 32, requires_grad=True)
     ref = fast(x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        q, k, v = fast.project_qkv(x, torch.arange(16))
+        q, k, v = fast.project_qkv(x)
         assert q.dtype == torch.bfloat16
         y = fast(x)
     assert y.dtype == torch.bfloat16

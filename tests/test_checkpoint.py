@@ -23,8 +23,11 @@ from gptcourse.checkpoint import (
     save_checkpoint,
 )
 from gptcourse.data import load_dataset
+from gptcourse.recipes import RECIPES
 from gptcourse.tokenizers import CharTokenizer, GPT2Tokenizer
-from gptcourse.train import PRESETS, train
+from gptcourse.train import train
+
+from .save_pause import pause_saves
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "".join(f"{i} little pigs went to market, said the {i % 7}th goose.\n" for i in range(400))
@@ -37,33 +40,38 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
 
 
-@pytest.fixture
-def trained(tmp_path):
-    dataset = load_dataset("char", text=TEXT)
-    model_cfg = PRESETS["tiny"].model.replace(vocab_size=dataset.tokenizer.vocab_size, block_size=16)
-    cfg = PRESETS["tiny"].train.replace(max_iters=10, eval_interval=5, out_dir=str(tmp_path / "run"))
-    return train(model_cfg, cfg, dataset=dataset, progress=False), model_cfg, dataset
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short run for the tests that only read its checkpoint: (result, model config, dataset, its folder)."""
+    run = tmp_path_factory.mktemp("trained") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GPTCOURSE_CACHE", str(run.parent / "cache"))
+        mp.delenv("WORLD_SIZE", raising=False)
+        dataset = load_dataset("char", text=TEXT)
+        model_cfg = RECIPES["tiny"].model.replace(vocab_size=dataset.tokenizer.vocab_size, block_size=16)
+        cfg = RECIPES["tiny"].train.replace(max_iters=10, eval_interval=5, out_dir=str(run))
+        return train(model_cfg, cfg, dataset=dataset, progress=False), model_cfg, dataset, run
 
 
-def test_round_trip(trained, tmp_path):
-    result, model_cfg, dataset = trained
-    ckpt = load_checkpoint(tmp_path / "run")
+def test_round_trip(trained):
+    result, model_cfg, dataset, run = trained
+    ckpt = load_checkpoint(run)
     assert ckpt.iter_num == 10 and ckpt.model_config == model_cfg and ckpt.tokenizer == dataset.tokenizer
     assert ckpt.train_config.max_iters == 10 and not ckpt.model.training
     assert ckpt.best_val_loss == min(r["val_loss"] for r in result.history if "val_loss" in r)
     x = torch.randint(dataset.tokenizer.vocab_size, (2, 16))
     torch.testing.assert_close(ckpt.model(x), result.model(x), rtol=0, atol=0)
-    assert load_checkpoint(tmp_path / "run" / "ckpt.pt").iter_num == 10  # the file or its folder
+    assert load_checkpoint(run / "ckpt.pt").iter_num == 10  # the file or its folder
 
 
-def test_holds_only_safe_types(tmp_path, trained):
-    state = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)  # refuses pickled objects
+def test_holds_only_safe_types(trained):
+    state = torch.load(trained[3] / "ckpt.pt", weights_only=True)  # refuses pickled objects
     assert {"model", "optimizer", "iter_num", "rng", "model_config", "train_config", "tokenizer"} <= set(state)
     assert state["optimizer"]["state"]  # Adam's moments travel with the weights
 
 
 def test_truncated_and_foreign_files_are_refused_clearly(tmp_path, trained):
-    good = (tmp_path / "run" / "ckpt.pt").read_bytes()
+    good = (trained[3] / "ckpt.pt").read_bytes()
     bad = tmp_path / "bad.pt"
     bad.write_bytes(good[: len(good) // 2])
     with pytest.raises(ValueError, match="truncated or damaged"):
@@ -78,9 +86,9 @@ def test_truncated_and_foreign_files_are_refused_clearly(tmp_path, trained):
         read_checkpoint(tmp_path / "nowhere")
 
 
-def test_mismatched_config_or_tokenizer_is_named(tmp_path, trained):
-    _, model_cfg, dataset = trained
-    state = read_checkpoint(tmp_path / "run")
+def test_mismatched_config_or_tokenizer_is_named(trained):
+    _, model_cfg, dataset, run = trained
+    state = read_checkpoint(run)
     check_compatible(state, model_cfg, dataset.tokenizer)  # the same: fine
     with pytest.raises(ValueError, match=r"n_embd: checkpoint 32, this run 64"):
         check_compatible(state, model_cfg.replace(n_embd=64), dataset.tokenizer)
@@ -161,7 +169,7 @@ def test_killed_at_a_random_moment_resumes_exactly(tmp_path, reference_rows):
     delay = random.Random(seed).uniform(0.0, 1.2)
     out = tmp_path / "run"
     # each save pauses 0.3 s, so the run lasts a few seconds on any machine and the kill lands mid-run
-    proc = _train_cli(out, _env(tmp_path, GPTCOURSE_TEST_SAVE_PAUSE="0.3"))
+    proc = _train_cli(out, pause_saves(_env(tmp_path), tmp_path / "pause", 0.3))
     _wait_for(lambda: (out / "ckpt.pt").exists(), proc)
     time.sleep(delay)
     assert proc.poll() is None, "the run ended before the kill: lengthen it"
@@ -178,7 +186,7 @@ def test_killed_at_a_random_moment_resumes_exactly(tmp_path, reference_rows):
 @pytest.mark.slow
 def test_killed_during_a_save_keeps_the_last_checkpoint_and_resumes_exactly(tmp_path, reference_rows):
     out = tmp_path / "run"
-    proc = _train_cli(out, _env(tmp_path, GPTCOURSE_TEST_SAVE_PAUSE="2"))
+    proc = _train_cli(out, pause_saves(_env(tmp_path), tmp_path / "pause", 2))
     # the first save completes; the second one is caught between writing its temp file and the rename
     _wait_for(lambda: (out / "ckpt.pt").exists() and any(out.glob(TEMP_PREFIX + "*")), proc)
     proc.send_signal(signal.SIGKILL)

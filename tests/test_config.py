@@ -2,7 +2,8 @@ import dataclasses
 
 import pytest
 
-from gptcourse import PRESETS, GPTConfig
+from gptcourse import MODEL_PRESETS, GPTConfig
+from gptcourse.params import count_parameters
 
 
 def test_defaults_are_gpt2_small():
@@ -10,7 +11,7 @@ def test_defaults_are_gpt2_small():
     assert (c.vocab_size, c.block_size, c.n_layer, c.n_head, c.n_embd) == (50257, 1024, 12, 12, 768)
     assert (c.pos_encoding, c.norm_placement, c.tie_weights, c.bias, c.activation) == (
         "learned", "pre", True, True, "gelu_tanh")
-    assert PRESETS["gpt2"] == c
+    assert MODEL_PRESETS["gpt2"] == c
 
 
 def test_frozen():
@@ -18,13 +19,21 @@ def test_frozen():
         GPTConfig().n_layer = 3
 
 
-def test_presets():
-    assert set(PRESETS) >= {"gpt2", "gpt2-medium", "shakespeare-char", "shakespeare-cpu"}
-    sc = PRESETS["shakespeare-char"]
-    assert (sc.n_layer, sc.n_head, sc.n_embd, sc.block_size) == (6, 6, 384, 256)
+def test_presets_are_the_sizes_they_name():
+    """The course's numbers: GPT-2 small 124,439,808 (tied), medium about 350M, nanoGPT's char model 10.7M."""
+    millions = {name: count_parameters(config).total / 1e6 for name, config in MODEL_PRESETS.items()}
+    assert count_parameters(MODEL_PRESETS["gpt2"]).total == 124_439_808
+    assert round(millions["gpt2-medium"], -1) == 350 and round(millions["shakespeare-char"], 1) == 10.7
+    assert millions["shakespeare-cpu"] < 1  # the laptop size
+    assert MODEL_PRESETS["gpt2-medium"].n_embd % MODEL_PRESETS["gpt2-medium"].n_head == 0
     assert GPTConfig.from_preset("gpt2", n_layer=2).n_layer == 2
     with pytest.raises(ValueError, match="unknown preset 'gpt5'.*gpt2"):
         GPTConfig.from_preset("gpt5")
+
+
+def test_from_dict_ignores_fields_this_version_lacks():
+    config = MODEL_PRESETS["shakespeare-cpu"]
+    assert GPTConfig.from_dict({**config.to_dict(), "gone_field": 1}) == config
 
 
 @pytest.mark.parametrize(

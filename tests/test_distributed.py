@@ -16,7 +16,11 @@ import pytest
 
 from gptcourse.checkpoint import load_checkpoint
 from gptcourse.cli import main
-from gptcourse.distributed import DistInfo, LaunchError, backend_for, check_world, detect
+from gptcourse.distributed import DistInfo, LaunchError, backend_for, check_world, detect, share_global_batch
+from gptcourse.recipes import RECIPES
+from gptcourse.train_cli import parse_train_args
+
+from .save_pause import pause_saves
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ARGS = ["--preset", "tiny", "--max_iters", "30", "--lr_decay_iters", "30", "--eval_interval", "5",
@@ -54,6 +58,35 @@ def test_world_size_must_divide_the_accumulation_steps():
         check_world(2, 1)
     with pytest.raises(LaunchError, match="multiple of 4"):
         check_world(4, 6)
+
+
+def test_the_global_batch_is_shared_among_processes():
+    assert share_global_batch(16, 1, 1) == (16, 1) and share_global_batch(16, 4, 2) == (16, 4)  # already shared
+    assert share_global_batch(16, 1, 2) == (8, 2) and share_global_batch(12, 3, 4) == (3, 12)  # same 16, same 36
+    with pytest.raises(LaunchError, match="cannot be shared evenly among 4 processes"):
+        share_global_batch(10, 1, 4)
+
+
+def test_torchrun_defaults_keep_the_presets_global_batch():
+    """Without --gradient_accumulation_steps, N processes split the preset's batch; given, it is kept."""
+    preset = RECIPES["shakespeare-cpu"].train
+    args = parse_train_args([], world_size=2)
+    cfg = args.train_config
+    assert cfg.batch_size * cfg.gradient_accumulation_steps == preset.batch_size * preset.gradient_accumulation_steps
+    assert check_world(2, cfg.gradient_accumulation_steps) == 1 and "2 processes share" in args.note
+    assert parse_train_args([], world_size=1).note == ""
+    kept = parse_train_args(["--gradient_accumulation_steps", "3"], world_size=2).train_config
+    assert (kept.batch_size, kept.gradient_accumulation_steps) == (preset.batch_size, 3)  # refused by train
+
+
+def test_exit_worker_flushes_and_skips_the_interpreters_shutdown():
+    code = ("import atexit, sys\n"
+            "from gptcourse.distributed import exit_worker\n"
+            "atexit.register(lambda: print('shutdown ran'))\n"
+            "print('out', end=''); sys.stderr.write('err')\n"
+            "exit_worker(3)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out", "err")  # pipes are flushed; no shutdown
 
 
 def test_backend_follows_the_device():
@@ -141,7 +174,7 @@ def test_killing_one_rank_stops_the_run_and_resume_continues(tmp_path, two_proce
     _, reference = two_process_run
     out = tmp_path / "run"
     # each save pauses 0.5 s, so the run lasts a few seconds on any machine and a kill lands mid-run
-    proc = _torchrun(out, _env(tmp_path, GPTCOURSE_TEST_SAVE_PAUSE="0.5"))
+    proc = _torchrun(out, pause_saves(_env(tmp_path), tmp_path / "pause", 0.5))
     deadline = time.monotonic() + DDP_TIMEOUT
     while not (out / "ckpt.pt").exists():
         assert proc.poll() is None, proc.stdout.read()
@@ -178,3 +211,46 @@ def _child_with_rank(parent: int, rank: int) -> int:
         except (OSError, IndexError, ValueError):
             continue
     pytest.fail(f"no worker with RANK={rank} under pid {parent}")
+
+
+@pytest.mark.slow
+def test_torchrun_with_the_default_preset_works(tmp_path):
+    """`torchrun --nproc_per_node 2 -m gptcourse train`: the preset's own batch, shared by two processes."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "gptcourse", "train", "--device", "cpu", "--max_iters", "4",
+           "--eval_interval", "4", "--eval_iters", "2", "--out_dir", str(tmp_path / "run")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    output = _finish(proc)
+    assert proc.returncode == 0, output
+    assert output.count("2 processes share each step's 16 sequences") == 1  # said once, by rank 0
+    cfg = load_checkpoint(tmp_path / "run").train_config
+    assert (cfg.batch_size, cfg.gradient_accumulation_steps) == (8, 2)
+
+
+def _lesson_demo(tmp: Path) -> subprocess.CompletedProcess:
+    """Lesson 08's 2-process demo (its fast setting): the run that once aborted on rank 1 at the end."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "gptcourse", "train", "--preset", "shakespeare-cpu", "--device",
+           "cpu", "--max_iters", "6", "--eval_interval", "6", "--eval_iters", "2", "--log_interval", "1",
+           "--gradient_accumulation_steps", "2", "--overwrite", "--out_dir", str(tmp / "run")]
+    return subprocess.run(cmd, cwd=ROOT, env=_env(tmp), capture_output=True, text=True, timeout=DDP_TIMEOUT)
+
+
+def _launch_many(tmp: Path, runs: int) -> None:
+    failed = []
+    for i in range(runs):
+        done = _lesson_demo(tmp / str(i))
+        if done.returncode != 0:
+            failed.append(f"run {i}: exit {done.returncode}\n{done.stderr[-1500:]}")
+    assert not failed, f"{len(failed)} of {runs} launches failed:\n" + "\n".join(failed)
+
+
+@pytest.mark.slow
+def test_two_process_runs_end_cleanly(tmp_path):
+    _launch_many(tmp_path, 3)
+
+
+@pytest.mark.sweep
+def test_two_process_runs_end_cleanly_thirty_times(tmp_path):
+    _launch_many(tmp_path, 30)

@@ -46,3 +46,34 @@ def test_cpu_bf16_detection_reads_the_flags(monkeypatch, tmp_path):
 
         monkeypatch.setattr(builtins, "open", fake_open)
         assert env.cpu_has_fast_bf16() is expected
+
+
+def test_requirements_are_pyprojects_dependencies():
+    """The doctor checks what pyproject.toml declares (as installed), so the two cannot drift apart."""
+    import re
+
+    import tomllib
+
+    from .conftest import ROOT
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    expected = {re.match(r"[\w.-]+", d).group(): re.search(r">=([\w.]+)", d).group(1) for d in declared}
+    assert env.REQUIREMENTS == expected
+    assert {"ipykernel", "huggingface_hub", "torch"} <= set(env.REQUIREMENTS)
+    assert "pytest" not in env.REQUIREMENTS  # the test extra is not the course's requirement
+
+
+def test_runs_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("GPTCOURSE_RUNS", raising=False)
+    from .conftest import ROOT
+
+    assert env.runs_dir() == ROOT / "runs"  # a checkout of the course: its own runs/
+    installed = tmp_path / "site-packages" / "gptcourse" / "env.py"  # a regular install: no course beside it
+    monkeypatch.setattr(env, "__file__", str(installed))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert env.runs_dir() == tmp_path / "data" / "gptcourse" / "runs"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert env.runs_dir() == tmp_path / "home" / ".local" / "share" / "gptcourse" / "runs"
+    monkeypatch.setenv("GPTCOURSE_RUNS", str(tmp_path / "mine"))
+    assert env.runs_dir() == tmp_path / "mine"  # the variable wins everywhere

@@ -4,7 +4,16 @@ import pytest
 import torch
 
 from gptcourse import GPT
-from gptcourse.heads import attention_maps, first_token_score, previous_token_score, same_token_score
+from gptcourse.heads import (
+    attention_maps,
+    even_attention,
+    first_token_score,
+    head_switched_off,
+    induction_score,
+    previous_token_score,
+    repeated_random_tokens,
+    same_token_score,
+)
 from gptcourse.scaling import fit_power_law
 
 
@@ -36,6 +45,62 @@ def test_head_scores_on_made_up_patterns():
     assert 0 <= same[1].item() <= 1 and same[0].item() == pytest.approx(0.0)
     with pytest.raises(ValueError, match="no token repeats"):
         same_token_score(weights, torch.arange(T)[None])
+
+
+
+def _repeats(half: int = 8) -> torch.Tensor:
+    return repeated_random_tokens(4, half, 50, torch.Generator().manual_seed(0))  # (4, 2 * half)
+
+
+def test_repeated_random_tokens_repeat_distinct_tokens():
+    idx = _repeats()
+    assert idx.shape == (4, 16) and torch.equal(idx[:, :8], idx[:, 8:])
+    assert all(len(set(row[:8].tolist())) == 8 for row in idx)
+
+
+def test_a_perfect_induction_head_scores_one_and_a_previous_token_head_zero():
+    idx = _repeats()
+    B, T = idx.shape
+    w = torch.zeros(B, 3, T, T)  # heads: perfect induction, looks at itself, previous-token
+    w[:, 0, :8] = torch.eye(T)[:8]
+    w[:, 0, torch.arange(8, T), torch.arange(1, T - 7)] = 1.0  # second half: the token after the first copy
+    w[:, 1] = torch.eye(T)
+    w[:, 2, 0, 0] = 1.0
+    w[:, 2, torch.arange(1, T), torch.arange(T - 1)] = 1.0
+    score = induction_score(w, idx)
+    assert score.shape == (3,)
+    assert score.tolist() == pytest.approx([1.0, 0.0, 0.0])
+
+
+def test_an_even_head_scores_its_baseline():
+    idx = _repeats()
+    expected = sum(1 / (t + 1) for t in range(8, 16)) / 8  # one target key per second-half query
+    even = even_attention(*idx.shape)
+    assert torch.allclose(even.sum(-1), torch.ones(4, 1, 16))
+    assert induction_score(even, idx).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_induction_counts_only_queries_with_a_target():
+    idx = torch.tensor([[5, 5, 6, 5, 7]])  # query 3: copies at 0 and 1 (targets 1 and 2); query 1: none (s = t - 1)
+    w = even_attention(1, 5)
+    assert induction_score(w, idx).item() == pytest.approx(2 / 4)
+    with pytest.raises(ValueError, match="no token repeats"):
+        induction_score(even_attention(1, 4), torch.tensor([[5, 5, 6, 7]]))  # only an immediate repeat
+
+
+def test_a_switched_off_head_writes_nothing(tiny_config):
+    model = GPT(tiny_config).eval()
+    idx = torch.randint(0, 61, (2, 10))
+    before = model(idx)
+    attn, hs = model.transformer.h[1].attn, tiny_config.n_embd // tiny_config.n_head
+    with head_switched_off(model, 1, 0):
+        off = model(idx)
+    with torch.no_grad():
+        attn.c_proj.weight[:, :hs] = 0.0  # the same as zeroing the columns that read head 0
+        zeroed = model(idx)
+    assert not torch.allclose(off, before, atol=1e-4)
+    assert torch.allclose(off, zeroed, atol=1e-5)
+    assert not attn.c_proj._forward_pre_hooks  # the hook is gone after the with block
 
 
 def test_fit_power_law_recovers_a_known_law():

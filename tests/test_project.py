@@ -41,7 +41,8 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_importing_does_nothing_visible():
-    code = "import gptcourse, gptcourse.sampling, gptcourse.gpt2, gptcourse.env, gptcourse.data"
+    code = ("import gptcourse, gptcourse.sampling, gptcourse.gpt2, gptcourse.env, gptcourse.data, gptcourse.train, "
+            "gptcourse.trained, gptcourse.train_cli, gptcourse.widgets.snapshot")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout == "" and out.stderr == ""
 

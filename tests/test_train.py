@@ -7,22 +7,14 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
-import gptcourse.train as train_mod
 from gptcourse import GPT
+from gptcourse.checkpoint import load_checkpoint
 from gptcourse.data import get_batch, load_dataset
-from gptcourse.train import (
-    PRESETS,
-    TrainConfig,
-    configure_optimizer,
-    estimate_loss,
-    get_lr,
-    load_checkpoint,
-    loss_fn,
-    train,
-    train_step,
-    trained_model,
-)
+from gptcourse.recipes import RECIPES
+from gptcourse.step import configure_optimizer, get_lr, loss_fn, train_step
+from gptcourse.train import train
 
 TEXT = "".join(f"{i} little pigs went to market, said the {i % 7}th goose.\n" for i in range(400))
 SCHED = dict(learning_rate=1e-3, warmup_iters=10, lr_decay_iters=100, min_lr=1e-4)
@@ -41,78 +33,9 @@ def dataset():
 
 
 def tiny(dataset, tmp_path, **changes):
-    model = PRESETS["tiny"].model.replace(vocab_size=dataset.tokenizer.vocab_size, block_size=16)
-    cfg = PRESETS["tiny"].train.replace(out_dir=str(tmp_path / "run"), **changes)
+    model = RECIPES["tiny"].model.replace(vocab_size=dataset.tokenizer.vocab_size, block_size=16)
+    cfg = RECIPES["tiny"].train.replace(out_dir=str(tmp_path / "run"), **changes)
     return model, cfg
-
-
-def test_lr_warmup_is_linear_from_a_small_start():
-    lrs = [get_lr(i, **SCHED) for i in range(10)]
-    assert lrs[0] == pytest.approx(1e-3 / 11) and lrs[9] == pytest.approx(1e-3 * 10 / 11)
-    assert all(b - a == pytest.approx(1e-3 / 11) for a, b in zip(lrs, lrs[1:]))
-
-
-def test_lr_cosine_decays_monotonically_to_min():
-    assert get_lr(10, **SCHED) == pytest.approx(1e-3)  # the top, right after warmup
-    assert get_lr(55, **SCHED) == pytest.approx((1e-3 + 1e-4) / 2)  # halfway: the mean
-    assert get_lr(100, **SCHED) == pytest.approx(1e-4)
-    assert get_lr(101, **SCHED) == get_lr(5000, **SCHED) == 1e-4
-    lrs = [get_lr(i, **SCHED) for i in range(10, 101)]
-    assert all(b <= a for a, b in zip(lrs, lrs[1:]))
-
-
-def test_lr_without_warmup_or_decay_span():
-    assert get_lr(0, learning_rate=1.0, warmup_iters=0, lr_decay_iters=0, min_lr=0.1) == 1.0
-    assert get_lr(1, learning_rate=1.0, warmup_iters=0, lr_decay_iters=0, min_lr=0.1) == 0.1
-
-
-def test_loss_fn_is_cross_entropy_per_token():
-    logits = torch.randn(2, 3, 5)
-    targets = torch.randint(5, (2, 3))
-    manual = -logits.log_softmax(-1).gather(-1, targets[..., None]).mean()
-    assert loss_fn(logits, targets).item() == pytest.approx(manual.item(), rel=1e-6)
-    uniform = loss_fn(torch.zeros(4, 8, 65), torch.randint(65, (4, 8)))
-    assert uniform.item() == pytest.approx(math.log(65), rel=1e-6)  # knowing nothing costs ln(V)
-
-
-def test_optimizer_decays_matrices_only(tiny_config):
-    model = GPT(tiny_config.replace(bias=True))
-    opt = configure_optimizer(model, TrainConfig(weight_decay=0.1), "cpu")
-    decay, no_decay = opt.param_groups
-    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
-    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
-    n = sum(p.numel() for g in opt.param_groups for p in g["params"])
-    assert n == model.num_parameters()  # every parameter once, the tied matrix included
-    assert any(p is model.lm_head.weight for p in decay["params"])
-
-
-def test_train_step_lowers_the_loss_on_one_batch(tiny_config):
-    model = GPT(tiny_config)
-    opt = configure_optimizer(model, TrainConfig(learning_rate=3e-3, weight_decay=0.0), "cpu")
-    x = torch.randint(tiny_config.vocab_size, (4, 16))
-    y = torch.roll(x, -1, dims=1)
-    losses = [train_step(model, opt, x, y) for _ in range(30)]
-    assert isinstance(losses[0], float)
-    assert losses[-1] < losses[0] - 1.0  # it memorises the batch
-
-
-def test_train_step_clips(tiny_config):
-    model = GPT(tiny_config)
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    before = [p.detach().clone() for p in model.parameters()]
-    x = torch.randint(tiny_config.vocab_size, (2, 8))
-    train_step(model, opt, x, x, grad_clip=1e-3)
-    moved = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)])
-    assert moved.norm().item() == pytest.approx(1e-3, rel=1e-3)  # lr 1 x the clipped gradient norm
-
-
-def test_estimate_loss_is_repeatable_and_restores_train_mode(dataset, tiny_config):
-    model = GPT(tiny_config.replace(vocab_size=dataset.tokenizer.vocab_size, dropout=0.1))
-    cfg = TrainConfig(batch_size=4, eval_iters=3)
-    a = estimate_loss(model, dataset, cfg, torch.Generator().manual_seed(0))
-    b = estimate_loss(model, dataset, cfg, torch.Generator().manual_seed(0))
-    assert a == b and set(a) == {"train", "val"} and model.training
-    assert abs(a["val"] - math.log(dataset.tokenizer.vocab_size)) < 0.5  # untrained: about ln(V)
 
 
 def test_trainer_loop_equals_repeated_train_step(dataset, tmp_path):
@@ -189,41 +112,6 @@ def test_resume_in_process_continues_exactly(dataset, tmp_path):
     assert len(full.history) == 20 and strip(resumed.history) == strip(full.history)
 
 
-def test_train_config_validates():
-    with pytest.raises(ValueError, match="batch_size"):
-        TrainConfig(batch_size=0)
-    with pytest.raises(ValueError, match="dtype"):
-        TrainConfig(dtype="float16")
-    with pytest.raises(ValueError, match="min_lr"):
-        TrainConfig(learning_rate=1e-3, min_lr=1e-2)
-    cfg = TrainConfig(max_iters=7)
-    assert TrainConfig.from_dict({**cfg.to_dict(), "gone_field": 1}) == cfg
-
-
-def test_presets():
-    assert set(PRESETS) >= {"shakespeare-cpu", "shakespeare-char", "nanogpt-cpu", "tiny"}
-    nano = PRESETS["nanogpt-cpu"]
-    assert (nano.model.block_size, nano.model.n_layer, nano.model.n_head, nano.model.n_embd) == (64, 4, 4, 128)
-    assert not nano.model.bias and nano.model.dropout == 0.0
-    t = nano.train
-    assert (t.batch_size, t.learning_rate, t.max_iters, t.lr_decay_iters, t.min_lr, t.beta2) == (
-        12, 1e-3, 2000, 2000, 1e-4, 0.99)
-    assert PRESETS["shakespeare-char"].model.n_embd == 384 and PRESETS["shakespeare-char"].model.block_size == 256
-
-
-def test_trained_model_trains_once_then_loads(tmp_path, monkeypatch):
-    monkeypatch.setenv("GPTCOURSE_FAST", "1")
-    model, tok = trained_model("tiny")
-    assert (tmp_path / "runs" / "tiny-fast" / "ckpt.pt").is_file()
-    monkeypatch.setattr(train_mod, "train", lambda *a, **k: pytest.fail("trained again instead of loading"))
-    again, tok2 = trained_model("tiny")
-    assert tok2 == tok and not again.training
-    for a, b in zip(model.parameters(), again.parameters()):
-        assert torch.equal(a, b)
-    with pytest.raises(ValueError, match="unknown preset"):
-        trained_model("huge")
-
-
 def test_bf16_autocast_on_cpu_trains(dataset, tmp_path):
     """The CPU bf16 path (used by dtype="auto" on CPUs with native bf16 matmuls) learns like float32."""
     model_cfg, cfg = tiny(dataset, tmp_path, max_iters=30, lr_decay_iters=30, eval_interval=30)
@@ -233,3 +121,62 @@ def test_bf16_autocast_on_cpu_trains(dataset, tmp_path):
     first, last = bf16.history[0]["train_loss"], bf16.history[-1]["train_loss"]
     assert last < first - 0.3  # it learns
     assert abs(bf16.history[-1]["val_loss"] - fp32.history[-1]["val_loss"]) < 0.05  # and as well as float32
+
+
+class Bigram(nn.Module):
+    """Lesson 08's baseline: the next token's logits read from a table by the current token alone."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.table = nn.Embedding(vocab_size, vocab_size)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.table(idx)  # (B, T) -> (B, T, V)
+
+
+def test_a_ready_model_trains_saves_and_resumes_exactly(dataset, tmp_path):
+    """train(..., model=...) takes any (B, T) -> (B, T, V) module; its checkpoint resumes into the same class."""
+    model_cfg, cfg = tiny(dataset, tmp_path, max_iters=20, lr_decay_iters=20, eval_interval=5, learning_rate=0.1)
+    torch.manual_seed(0)
+    whole = train(model_cfg, cfg.replace(out_dir=str(tmp_path / "whole")), model=Bigram(model_cfg.vocab_size),
+                  dataset=dataset, progress=False)
+    assert isinstance(whole.model, Bigram) and whole.history[-1]["val_loss"] < whole.history[0]["train_loss"] - 0.5
+    torch.manual_seed(0)
+    train(model_cfg, cfg.replace(max_iters=10), model=Bigram(model_cfg.vocab_size), dataset=dataset, progress=False)
+    with pytest.raises(ValueError, match="holds a .*Bigram, this run trains a gptcourse.model.GPT"):
+        train(model_cfg, cfg, dataset=dataset, progress=False, resume=True)
+    resumed = train(model_cfg, cfg, model=Bigram(model_cfg.vocab_size), dataset=dataset, progress=False, resume=True)
+    timing = ("ms_per_iter", "tokens_per_s", "elapsed_s")
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]
+    assert strip(resumed.history) == strip(whole.history)
+    with pytest.raises(ValueError, match="pass an instance of that class"):
+        load_checkpoint(tmp_path / "run")
+    loaded = load_checkpoint(tmp_path / "run", model=Bigram(model_cfg.vocab_size))
+    assert torch.equal(loaded.model.table.weight, whole.model.table.weight)
+
+
+def test_frozen_parameters_stay_put(dataset, tmp_path):
+    """Fine-tuning with some parameters frozen: only those that require a gradient change."""
+    model_cfg, cfg = tiny(dataset, tmp_path, max_iters=5, eval_interval=5)
+    model = GPT(model_cfg)
+    model.transformer.h[0].requires_grad_(False)
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    result = train(None, cfg, model=model, dataset=dataset, progress=False)  # the config is model.config
+    after = dict(result.model.named_parameters())
+    assert result.model is model and frozen and all(torch.equal(after[n], p) for n, p in frozen.items())
+    assert all(not torch.equal(after[n], p) for n, p in trainable.items())
+    with pytest.raises(ValueError, match="give a model_config"):
+        train(None, cfg, model=Bigram(model_cfg.vocab_size), dataset=dataset, progress=False, overwrite=True)
+
+
+def test_float16_trains_with_a_loss_scaler_and_resumes(dataset, tmp_path):
+    """float16 (GPUs without bf16) needs a gradient scaler; its scale travels in the checkpoint."""
+    model_cfg, cfg = tiny(dataset, tmp_path, max_iters=30, lr_decay_iters=30, eval_interval=10, dtype="float16")
+    result = train(model_cfg, cfg, dataset=dataset, progress=False)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] - 0.3
+    state = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=True)
+    assert state["scaler"]["scale"] > 0
+    more = train(model_cfg, cfg.replace(max_iters=35, lr_decay_iters=35), dataset=dataset, progress=False,
+                 resume=True)
+    assert [r["iter"] for r in more.history][-5:] == [30, 31, 32, 33, 34]

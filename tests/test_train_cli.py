@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gptcourse.cli import main
-from gptcourse.train import PRESETS
+from gptcourse.recipes import RECIPES
 from gptcourse.train_cli import UsageError, parse_train_args, parse_value
 
 
@@ -17,19 +17,19 @@ def _isolated(tmp_path, monkeypatch):
 
 
 def test_defaults_to_the_cpu_preset_in_runs_dir(tmp_path):
-    preset, model, cfg, resume, overwrite = parse_train_args([])
-    assert preset == "shakespeare-cpu" and model == PRESETS["shakespeare-cpu"].model
-    assert cfg == PRESETS["shakespeare-cpu"].train.replace(out_dir=str(tmp_path / "runs" / "shakespeare-cpu"))
-    assert not resume and not overwrite
+    preset, model, cfg, resume, overwrite, note = parse_train_args([])
+    assert preset == "shakespeare-cpu" and model == RECIPES["shakespeare-cpu"].model
+    assert cfg == RECIPES["shakespeare-cpu"].train.replace(out_dir=str(tmp_path / "runs" / "shakespeare-cpu"))
+    assert not resume and not overwrite and note == ""
 
 
 def test_overrides_are_typed():
-    _, model, cfg, resume, _ = parse_train_args(
+    _, model, cfg, resume, _, _ = parse_train_args(
         ["--preset", "tiny", "--n_layer", "3", "--bias=true", "--dropout", "0.2", "--learning_rate", "1e-3",
          "--compile", "false", "--out_dir", "somewhere", "--device", "cpu", "--resume"])
     assert (model.n_layer, model.bias, model.dropout) == (3, True, 0.2)
     assert (cfg.learning_rate, cfg.compile, cfg.out_dir, cfg.device) == (1e-3, False, "somewhere", "cpu")
-    assert resume and cfg.max_iters == PRESETS["tiny"].train.max_iters  # untouched fields keep the preset's
+    assert resume and cfg.max_iters == RECIPES["tiny"].train.max_iters  # untouched fields keep the preset's
 
 
 @pytest.mark.parametrize(
@@ -43,7 +43,7 @@ def test_overrides_are_typed():
         (["--max_iters"], "--max_iters needs a value"),
         (["stray"], "unexpected argument"),
         (["--n_head", "5"], "divisible by n_head"),
-        (["--dtype", "float16"], "dtype must be one of"),
+        (["--dtype", "float64"], "dtype must be one of"),
     ],
 )
 def test_bad_arguments_are_refused(argv, message):

@@ -100,3 +100,13 @@ def test_power_law_figure_draws_points_fit_and_extras():
     assert math.isclose(law.alpha, 0.1, rel_tol=1e-9)
     with pytest.raises(ValueError, match="same number"):
         viz.power_law_figure(x, y[:2], xlabel="n")
+
+
+def test_transformer_stacks_figure_draws_both_stacks():
+    fig = viz.transformer_stacks_figure()
+    left, right = fig.axes
+    labels = {t.get_text() for ax in fig.axes for t in ax.texts}
+    assert "cross-attention" in {t.get_text() for t in left.texts}
+    assert "cross-attention" not in {t.get_text() for t in right.texts}
+    assert {"final LayerNorm", "masked self-attention", "self-attention (no mask)"} <= labels
+    assert "encoder" in left.get_title() and "decoder only" in right.get_title()

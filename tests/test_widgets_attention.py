@@ -7,13 +7,11 @@ import re
 
 import pytest
 import torch
-from matplotlib.figure import Figure
 
 from gptcourse.attention import attention_weights
 from gptcourse.widgets.attention_explorer import (
     attention_explorer,
     attention_matrix,
-    plot_attention,
     queries_and_keys,
     split_words,
     weights_html,
@@ -97,13 +95,6 @@ def test_weights_html():
     assert "<b>on</b>" in page
     assert "&lt;" in weights_html(["<", "x"], torch.tensor([1.0, 0.0]), 0)
     assert "type a sentence" in weights_html([], torch.zeros(0), 0)
-
-
-def test_plot_attention_returns_a_figure():
-    fig = plot_attention(attention_matrix(WORDS, 16), WORDS)
-    assert isinstance(fig, Figure)
-    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
-    assert labels == WORDS
 
 
 def test_widget_follows_every_control():

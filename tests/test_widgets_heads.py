@@ -65,3 +65,17 @@ def test_every_control_moves_the_output(model, tokenizer):
     assert w.view is None and "vocabulary" in w.error
     w.text.value = "abcd"
     assert w.view is not None and w.error == ""
+
+
+def test_saved_notebook_gets_a_static_snapshot(model, tokenizer):
+    w = HeadExplorer(model, tokenizer, text="abcab")
+    w.layer.value, w.head.value = 1, 2
+    bundle = w._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("Attention-head explorer: run the notebook")
+    page = bundle["text/html"]
+    assert "(layer 1, head 2)" in page and w.message.value in page  # the current view, not the first
+    assert page.count('<img alt="attention of layer 1, head 2" src="data:image/png;base64,') == 1
+    w.text.value = "a"  # too short: the message, no figure
+    page = w._repr_mimebundle_()["text/html"]
+    assert "two tokens" in page and "<img" not in page

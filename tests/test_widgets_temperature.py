@@ -95,3 +95,18 @@ def test_every_control_moves_the_output(model, tokenizer):
     assert w.view is None and "vocabulary" in w.error
     w.prompt.value = "abc"
     assert w.view is not None and w.error == "" and w.message.value == ""
+
+
+def test_saved_notebook_gets_a_static_snapshot(model, tokenizer):
+    w = TemperatureExplorer(model, tokenizer, prompt="ab", max_new_tokens=20)
+    w.temperature.value, w.top_k.value, w.seed.value = 0.7, 3, 5
+    bundle = w._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("Temperature explorer: run the notebook")
+    page = bundle["text/html"]
+    assert "(temperature 0.70, top-k 3, top-p off, seed 5)" in page
+    assert "<p>Prompt: ab</p>" in page and f"<pre>ab{w.sample}</pre>" in page  # the sample now shown
+    assert page.count('<img alt="the next-token distribution" src="data:image/png;base64,') == 1
+    w.prompt.value = ""  # no distribution: the message, no figure
+    page = w._repr_mimebundle_()["text/html"]
+    assert "empty" in page and "<img" not in page

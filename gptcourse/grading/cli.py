@@ -1,9 +1,11 @@
-"""`python -m gptcourse grade [PATH ...]` and `python -m gptcourse progress`.
+"""`python -m gptcourse grade [PATH ...]`: grade exercise notebooks (or folders of them) in fresh kernels.
 
-`grade` executes each exercise notebook on a copy, in a fresh kernel (the learner's file is only read),
-collects every check's result through a JSON-lines file named in $GPTCOURSE_GRADE_LOG, prints a table per
-notebook and a total, writes a JSON report, and exits 0 only when every check passes. `progress` shows
-the latest grades of every exercise at a glance.
+Each notebook runs on a copy, in a fresh kernel (the learner's file is only read). The grader's own first
+cell takes over the results file before any of the learner's cells run, so they cannot find it to add
+rows; and the table counts only registered checks, with the registry's points, whatever a row says. It
+prints a table per notebook (every hint in full) and a total, keeps the report beside the notebooks (in
+`.grades/` in their folder, where `python -m gptcourse progress` reads it), and exits 0 only when every
+check passes.
 """
 
 from __future__ import annotations
@@ -17,27 +19,29 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from nbformat.v4 import new_code_cell
 
-from .core import LOG_ENV, STATUSES
+from .core import LOG_ENV, STATUSES, CheckSpec, registry
+from .progress import default_folder, lesson_key, progress_main, record
 
-__all__ = ["grade_notebook", "grade_paths", "grade_main", "progress_main", "progress_lines", "CHECK_CALL"]
+__all__ = ["grade_notebook", "grade_paths", "grade_main", "progress_main", "collect", "notebook_paths",
+           "print_entry", "CHECK_CALL"]
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 CHECK_CALL = re.compile(r"""\bcheck\(\s*["']([\w.]+)["']""")  # the checks a notebook calls, read from its source
 CELL_TIMEOUT = 120  # seconds per cell; each check also has its own, shorter, limit inside the kernel
-
-
-def progress_path() -> Path:
-    """Where the latest grade of each exercise is kept: $GPTCOURSE_RUNS/grades/progress.json."""
-    from ..env import runs_dir
-
-    return runs_dir() / "grades" / "progress.json"
+CLAIM = "from gptcourse.grading.core import claim_log as _claim_log\n_claim_log()\ndel _claim_log"
+# Code that reaches into the grader or the interpreter's stack: flagged in the report for a teacher to read.
+TAMPERING = ("GPTCOURSE_GRADE_LOG", "claim_log", "_getframe", "f_locals", "f_back", "gc.get_objects",
+             "gc.get_referrers", "inspect.stack", "inspect.currentframe", "grading.core", "grading.tools",
+             "grading.isolation", "grading.lessons", "/proc/self")
 
 
 def _cell_error(cell: Any) -> str:
@@ -47,6 +51,55 @@ def _cell_error(cell: Any) -> str:
             lines = str(out.get("evalue", "")).strip().splitlines()
             return f"{out.get('ename')}: {lines[-1] if lines else ''}"[:300]
     return ""
+
+
+def _lesson_number(key: str) -> int | None:
+    digits = re.match(r"\d+", key)
+    return int(digits.group()) if digits else None
+
+
+def _number(value: Any, kind: type = float) -> Any:
+    return kind(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else kind(0)
+
+
+def collect(rows: list[Any], wanted: dict[str, int], lesson: int | None, specs: dict[str, CheckSpec],
+            cell_error: Callable[[int], str], problem: str) -> list[dict[str, Any]]:
+    """The graded checks of one notebook, from the rows its kernel wrote.
+
+    Only registered names count, with the registry's points: a row's own points and maximum are never
+    read. The checks are the ones the notebook calls by name, then any other check of its lesson that ran
+    (in a loop, say); the last row of a check counts. A check that wrote no row gets its cell's error.
+    """
+    got: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if isinstance(row, dict) and row.get("name") in specs and row.get("status") in STATUSES:
+            got[row["name"]] = row
+    names = list(wanted) + [n for n in specs if n in got and n not in wanted and specs[n].lesson == lesson]
+    checks = []
+    for name in names:
+        best = specs[name].points if name in specs else 0.0
+        row = got.get(name)
+        if row is not None:
+            status, message = row["status"], str(row.get("message", ""))[:2000]
+        else:
+            why = cell_error(wanted[name])
+            status = "error"
+            if why.startswith("NotImplementedError"):  # the stub raised in the same cell, before check() ran
+                status, message = "todo", "not done yet: " + why.split(":", 1)[1].strip()
+            elif why:
+                message = f"the check's cell failed before checking: {why}"
+            else:
+                message = f"the check did not run ({problem or 'its cell was not reached'})"
+        checks.append({"name": name, "status": status, "message": message,
+                       "points": best if status == "pass" else 0.0, "max_points": best,
+                       "seconds": _number(row.get("seconds") if row else 0), "seed": _number(
+                           row.get("seed") if row else 0, int), "passed": status == "pass"})
+    return checks
+
+
+def _tampering(nb: Any) -> list[str]:
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    return [marker for marker in TAMPERING if marker in code]
 
 
 def grade_notebook(path: Path, cell_timeout: int = CELL_TIMEOUT) -> dict[str, Any]:
@@ -60,6 +113,8 @@ def grade_notebook(path: Path, cell_timeout: int = CELL_TIMEOUT) -> dict[str, An
         if cell.cell_type == "code":
             for name in CHECK_CALL.findall(cell.source):
                 wanted.setdefault(name, i)
+    # a check with a longer limit than a cell's (the capstone trains two models) gets its own limit and a minute
+    cell_timeout = max([cell_timeout] + [int(spec.timeout) + 60 for n, spec in registry().items() if n in wanted])
     start = time.perf_counter()
     problem = ""
     with tempfile.TemporaryDirectory(prefix="gptcourse-grade-") as tmp:
@@ -68,65 +123,54 @@ def grade_notebook(path: Path, cell_timeout: int = CELL_TIMEOUT) -> dict[str, An
         log = Path(tmp) / "results.jsonl"
         log.touch()
         nb = nbformat.read(copy, as_version=4)
+        nb.cells.insert(0, new_code_cell(CLAIM))  # runs before the learner's cells: see core.claim_log
         env = {**os.environ, LOG_ENV: str(log)}  # only this kernel sees where to log
-        try:
-            client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
-                                    resources={"metadata": {"path": str(path.parent)}}, record_timing=False)
-            client.execute(env=env, stderr=subprocess.DEVNULL)  # kernel start-up chatter stays out of the table
-        except Exception as err:  # a dead kernel, a cell past its time: grade what ran
-            problem = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[-1][:200]}"
-        rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-    seconds = time.perf_counter() - start
-    got = {}
-    for row in rows:  # the last result of each check counts (a learner may call a check twice)
-        got[row["name"]] = row
-    from .core import registry
-
-    specs = registry()
-    checks = []
-    for name, cell_index in wanted.items():
-        if name in got:
-            checks.append(got[name])
-            continue
-        why = _cell_error(nb.cells[cell_index]) if cell_index < len(nb.cells) else ""
-        status = "error"
-        if why.startswith("NotImplementedError"):  # the stub raised in the same cell, before check() ran
-            status, message = "todo", "not done yet: " + why.split(":", 1)[1].strip()
-        elif why:
-            message = f"the check's cell failed before checking: {why}"
-        else:
-            message = f"the check did not run ({problem or 'its cell was not reached'})"
-        points = specs[name].points if name in specs else 0.0
-        checks.append({"name": name, "status": status, "message": message, "points": 0.0, "max_points": points,
-                       "seconds": 0.0, "seed": 0, "passed": False})
-    for name, row in got.items():  # checks run some other way (a loop, a helper) still count
-        if name not in {c["name"] for c in checks}:
-            checks.append(row)
+        with open(log, encoding="utf-8") as results:  # our own handle: the kernel removes the file's name
+            try:
+                client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", allow_errors=True,
+                                        resources={"metadata": {"path": str(path.parent)}}, record_timing=False)
+                client.execute(env=env, stderr=subprocess.DEVNULL)  # kernel start-up chatter stays out
+            except Exception as err:  # a dead kernel, a cell past its time: grade what ran
+                problem = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[-1][:200]}"
+            rows = []
+            for line in results.read().splitlines():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    continue
+    checks = collect(rows, wanted, _lesson_number(lesson_key(path)), registry(),
+                     lambda i: _cell_error(nb.cells[i + 1]) if i + 1 < len(nb.cells) else "", problem)
     return {
         "notebook": path.name,
         "path": str(path),
-        "seconds": round(seconds, 2),
+        "lesson": lesson_key(path),
+        "seconds": round(time.perf_counter() - start, 2),
         "score": sum(c["points"] for c in checks),
         "max": sum(c["max_points"] for c in checks),
         "checks": checks,
         "problem": problem,
+        "tampering": _tampering(source),
         "graded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def print_entry(entry: dict[str, Any]) -> None:
+def print_entry(entry: dict[str, Any], width: int | None = None) -> None:
+    """The notebook's table: one row per check; the whole message, wrapped under the row, never cut."""
+    width = width or shutil.get_terminal_size((100, 24)).columns
     print(f"\n{entry['notebook']}  ({entry['seconds']:.1f} s)")
     for c in entry["checks"]:
-        pts = f"{c['points']:g}/{c['max_points']:g}"
-        print(f"  {c['status'].upper():<7} {c['name']:<24} {pts:>5}  {_short(c['message'], 90)}")
+        head = f"  {c['status'].upper():<7} {c['name']:<24} {c['points']:g}/{c['max_points']:g}".ljust(42)
+        lines = textwrap.wrap(c["message"], width=max(40, width - len(head) - 1)) or [""]
+        print(f"{head} {lines[0]}")
+        for line in lines[1:]:
+            print(" " * (len(head) + 1) + line)
     if not entry["checks"]:
         print("  (no check() calls found in this notebook)")
     if entry["problem"]:
         print(f"  note: {entry['problem']}")
+    if entry.get("tampering"):
+        print(f"  note: its code reaches into the grader or the interpreter ({', '.join(entry['tampering'])}): "
+              "read it before trusting this score")
     print(f"  score {entry['score']:g}/{entry['max']:g}")
 
 
@@ -161,101 +205,35 @@ def grade_paths(paths: list[Path], cell_timeout: int = CELL_TIMEOUT, quiet: bool
     }
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)  # atomic
-
-
-def _update_progress(report: dict[str, Any]) -> None:
-    path = progress_path()
-    try:
-        store = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        store = {}
-    for entry in report["notebooks"]:
-        store[entry["notebook"]] = {k: entry[k] for k in ("path", "score", "max", "checks", "graded_at")}
-    _write_json(path, store)
-
-
-def _exercise_paths(root: Path = ROOT) -> list[Path]:
-    return sorted((root / "exercises").glob("*.ipynb"))
+def notebook_paths(paths: list[Path]) -> list[Path]:
+    """The notebooks to grade: files as given, folders as the notebooks directly inside them (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out.extend(sorted(p.glob("*.ipynb")) if p.is_dir() else [p])
+    return out
 
 
 def grade_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m gptcourse grade", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="*", type=Path, help="exercise notebooks (default: all of exercises/)")
-    parser.add_argument("--report", type=Path, help="where to write the JSON report "
-                        "(default: $GPTCOURSE_RUNS/grades/report.json)")
+    parser.add_argument("paths", nargs="*", type=Path,
+                        help="exercise notebooks or folders of them (default: every notebook in exercises/)")
+    parser.add_argument("--report", type=Path, help="also write the whole JSON report here")
     parser.add_argument("--cell-timeout", type=int, default=CELL_TIMEOUT, help="seconds allowed per cell")
     parser.add_argument("--jobs", type=int, default=None, help="kernels at once (default: one per core, at most 4)")
     args = parser.parse_args(argv)
-    paths = args.paths or _exercise_paths()
-    missing = [p for p in paths if not Path(p).is_file()]
+    given = args.paths or [default_folder()]
+    missing = [p for p in given if not p.exists() or (p.is_file() and p.suffix != ".ipynb")]
     if missing:
-        print(f"no such notebook: {missing[0]}", file=sys.stderr)
+        print(f"no such notebook or folder: {missing[0]}", file=sys.stderr)
         return 2
+    paths = notebook_paths(given)
     if not paths:
-        print("no exercise notebooks found in exercises/", file=sys.stderr)
+        print(f"no notebooks found in {', '.join(map(str, given))}", file=sys.stderr)
         return 2
     report = grade_paths(paths, args.cell_timeout, jobs=args.jobs)
     counts = ", ".join(f"{n} {s}" for s, n in report["counts"].items() if n)
     print(f"\nTOTAL {report['score']:g}/{report['max']:g}  ({counts or 'no checks'})  in {report['seconds']:.1f} s")
-    report_path = args.report or progress_path().parent / "report.json"
-    _write_json(report_path, report)
-    _update_progress(report)
-    print(f"report: {report_path}")
+    for where, held in record(report, args.report):
+        print(f"report: {where} ({held})")
     return 0 if report["passed"] else 1
-
-
-MARKS = {"pass": "✓", "fail": "✗", "todo": "·", "error": "!", "timeout": "⌛"}
-ASCII_MARKS = {"pass": "+", "fail": "x", "todo": ".", "error": "!", "timeout": "T"}
-
-
-def progress_lines(store: dict[str, Any], notebooks: list[Path], ascii_only: bool = False) -> list[str]:
-    """One line per exercise notebook: a mark per check, the score, and whether it changed since grading."""
-    marks = ASCII_MARKS if ascii_only else MARKS
-    lines, total, best = [], 0.0, 0.0
-    names = [p.name for p in notebooks] + sorted(set(store) - {p.name for p in notebooks})
-    for name in names:
-        entry = store.get(name)
-        if entry is None:
-            lines.append(f"  {name:<36} not graded yet")
-            continue
-        total += entry["score"]
-        best += entry["max"]
-        row = "".join(marks.get(c["status"], "?") for c in entry["checks"])
-        note = ""
-        path = Path(entry.get("path", ""))
-        graded = dt.datetime.fromisoformat(entry["graded_at"]).timestamp()
-        if path.is_file() and path.stat().st_mtime > graded + 1:
-            note = "  (changed since graded)"
-        todo = [c["name"] for c in entry["checks"] if c["status"] != "pass"]
-        nxt = f"  next: {todo[0]}" if todo else "  done"
-        lines.append(f"  {name:<36} {row:<6} {entry['score']:>3g}/{entry['max']:<3g}{nxt}{note}")
-    legend = "  ".join(f"{m} {s}" for s, m in marks.items())
-    lines.append(f"  total {total:g}/{best:g}    {legend}")
-    return lines
-
-
-def progress_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gptcourse progress",
-                                     description="your standing across all exercises (from the latest grades)")
-    parser.add_argument("--grade", action="store_true", help="grade every exercise first (about a minute)")
-    parser.add_argument("--ascii", action="store_true", help="plain ASCII marks")
-    args = parser.parse_args(argv)
-    if args.grade:
-        _update_progress(grade_paths(_exercise_paths(), quiet=True))
-    path = progress_path()
-    try:
-        store = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        store = {}
-    encoding = (getattr(sys.stdout, "encoding", None) or "ascii").lower()
-    ascii_only = args.ascii or "utf" not in encoding
-    print("Your progress (from `python -m gptcourse grade`; refresh with `python -m gptcourse progress --grade`):")
-    for line in progress_lines(store, _exercise_paths(), ascii_only):
-        print(line)
-    return 0

@@ -1,19 +1,20 @@
-"""The check runner: one registry of named checks, and `check(name, obj)` that never lets the learner's code out.
+"""The check runner: one registry of named checks, and `check(name, obj)` that keeps the learner's code out.
 
-Each check gets fresh random inputs (its own seeded `torch.Generator`), runs under a time limit, with the
-learner's printing captured, and with torch's and Python's global state (random seeds, default dtype,
-grad mode, default device, working directory, stdout/stderr) put back afterwards, whatever happened.
+Each check gets fresh random inputs (its own seeded `torch.Generator`) and runs under a time limit, with
+the learner's printing captured, inside `isolation.isolated_check()`: torch's and Python's global state is
+put back afterwards, and every call of the learner's code (through `tools.call`) is a boundary after which
+its patches, hooks and modes are undone and its result is made plain. An exception or a hang in the
+learner's code is the learner's ERROR or TIMEOUT; one in the check's own code is reported as the grader's
+internal error, never blamed on the learner.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import io
 import json
-import math
 import os
-import random
+import pkgutil
 import secrets
 import signal
 import sys
@@ -26,44 +27,28 @@ from typing import Any
 
 import torch
 
-__all__ = [
-    "STATUSES",
-    "LOG_ENV",
-    "Result",
-    "CheckSpec",
-    "Fail",
-    "Context",
-    "register",
-    "registry",
-    "check",
-    "run_check",
-]
+from .isolation import (
+    CappedText,
+    CheckTimeout,
+    capture_pristine,
+    in_learner_code,
+    is_learners,
+    isolated_check,
+    learner_seconds,
+)
+
+__all__ = ["STATUSES", "LOG_ENV", "Result", "CheckSpec", "Fail", "Context", "register", "registry", "check",
+           "run_check", "claim_log"]
 
 STATUSES = ("pass", "fail", "todo", "error", "timeout")
-LOG_ENV = "GPTCOURSE_GRADE_LOG"  # the grader names a JSON-lines file here; every check appends its result
-DEFAULT_TIMEOUT = 10.0  # seconds per check; every check here takes well under one
-MAX_CAPTURED = 4000  # characters of the learner's printing kept in a result (the rest is dropped)
-CHECK_MODULES = [
-    "l01_tokens",
-    "l02_position",
-    "l03_attention",
-    "l04_multihead",
-    "l05_feed_forward",
-    "l06_norm",
-    "l07_gpt",
-    "l08_training",
-    "l09_sampling",
-    "l10_heads",
-    "l11_scaling",
-]
+LOG_ENV = "GPTCOURSE_GRADE_LOG"  # the shell grader names a JSON-lines file here; every check appends its result
+# Seconds per check. Most take well under a second; the ones that build GPT-2-sized models or train a few
+# steps (params.count, params.ffn_share, train.step) register 30 s.
+DEFAULT_TIMEOUT = 10.0
 
 
 class Fail(Exception):
     """Raised by a check to fail with a hint that names the likely mistake."""
-
-
-class CheckTimeout(BaseException):
-    """Raised by the alarm inside the learner's code; a BaseException so `except Exception` cannot eat it."""
 
 
 @dataclass(frozen=True)
@@ -125,10 +110,24 @@ def register(
     return decorate
 
 
+_LOADED: list[bool] = []
+
+
+def _load_lessons() -> None:
+    """Import every check module in grading/lessons (once), then capture the state the checks rely on."""
+    if _LOADED:
+        return
+    from . import lessons
+
+    for info in sorted(pkgutil.iter_modules(lessons.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{lessons.__name__}.{info.name}")
+    capture_pristine([_REGISTRY])
+    _LOADED.append(True)
+
+
 def registry() -> dict[str, CheckSpec]:
     """Every check, by name, in lesson order (loads the check modules on first use)."""
-    for module in CHECK_MODULES:
-        importlib.import_module(f"gptcourse.grading.lessons.{module}")
+    _load_lessons()
     return dict(sorted(_REGISTRY.items(), key=lambda item: item[1].lesson))  # stable: registration order
 
 
@@ -151,74 +150,15 @@ class Context:
     def uniform(self, low: float, high: float) -> float:
         return low + (high - low) * float(torch.rand(1, generator=self.gen))
 
-    def fresh_generator(self) -> torch.Generator:
-        """A new generator seeded from this check's stream (for handing to the learner's code)."""
-        return torch.Generator().manual_seed(int(torch.randint(2**31 - 1, (1,), generator=self.gen)))
-
-
-class _CappedText(io.TextIOBase):
-    """A text stream that keeps the first MAX_CAPTURED characters and counts the rest."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.kept = 0
-        self.total = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, s: str) -> int:
-        s = str(s)
-        self.total += len(s)
-        room = MAX_CAPTURED - self.kept
-        if room > 0:
-            self.parts.append(s[:room])
-            self.kept += min(room, len(s))
-        return len(s)
-
-    def text(self) -> str:
-        dropped = self.total - self.kept
-        return "".join(self.parts) + (f"\n... ({dropped} more characters not kept)" if dropped else "")
-
-
-@contextlib.contextmanager
-def _global_state_restored() -> Iterator[None]:
-    """Whatever the learner's code changes in torch's and Python's global state is put back on exit."""
-    saved_torch_rng = torch.get_rng_state()
-    saved_py_rng = random.getstate()
-    np = sys.modules.get("numpy")
-    saved_np_rng = np.random.get_state() if np is not None else None
-    saved_dtype = torch.get_default_dtype()
-    saved_grad = torch.is_grad_enabled()
-    saved_device = torch.get_default_device() if hasattr(torch, "get_default_device") else None
-    saved_threads = torch.get_num_threads()
-    saved_streams = (sys.stdout, sys.stderr)
-    saved_cwd = os.getcwd()
-    try:
-        yield
-    finally:
-        sys.stdout, sys.stderr = saved_streams
-        torch.set_rng_state(saved_torch_rng)
-        random.setstate(saved_py_rng)
-        if saved_np_rng is not None:
-            np.random.set_state(saved_np_rng)
-        torch.set_default_dtype(saved_dtype)
-        torch.set_grad_enabled(saved_grad)
-        if saved_device is not None:
-            torch.set_default_device(None if saved_device.type == "cpu" else saved_device)
-        if torch.get_num_threads() != saved_threads:
-            torch.set_num_threads(saved_threads)
-        with contextlib.suppress(OSError):
-            os.chdir(saved_cwd)
-
 
 def _alarm_available() -> bool:
     return hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
 
 
 def _ours(frame: Any) -> bool:
-    """Frames of the grader itself (and of contextlib, which runs our clean-up): never interrupted twice."""
-    return frame.f_globals.get("__name__", "").startswith(("gptcourse.grading", "contextlib"))
+    """Frames that put state back (the runner, the isolation, contextlib): never interrupted."""
+    return frame.f_globals.get("__name__", "") in ("gptcourse.grading.core", "gptcourse.grading.isolation",
+                                                    "contextlib")
 
 
 @contextlib.contextmanager
@@ -238,7 +178,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
 
     def tracer(frame: Any, event: str, arg: Any) -> Any:
         if armed[0] and event == "line" and not _ours(frame):
-            raise CheckTimeout
+            raise CheckTimeout(in_learner_code())
         return tracer
 
     def on_alarm(signum: int, frame: Any) -> None:
@@ -252,7 +192,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
                 f = f.f_back
             sys.settrace(tracer)
         if not _ours(frame):
-            raise CheckTimeout
+            raise CheckTimeout(in_learner_code())
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     previous_trace = sys.gettrace()
@@ -289,49 +229,83 @@ def _todo_message(err: NotImplementedError) -> str:
     return f"not done yet: {text}" if text else "not done yet: replace the `raise NotImplementedError` with your code"
 
 
+def _internal(name: str, what: str) -> str:
+    return f"internal error in the check {name} ({what}): please report it; this says nothing about your code"
+
+
+def _verdict(spec: CheckSpec, err: BaseException, limit: float) -> tuple[str, str]:
+    """(status, message) for what a check raised: the learner's doing, or the check's own."""
+    if isinstance(err, Fail):
+        return "fail", str(err)
+    if isinstance(err, CheckTimeout):
+        if err.learner or learner_seconds() > limit / 2:  # the limit struck in the check, but the learner's code
+            return "timeout", f"took longer than {limit:g} s: is there a loop that never ends?"  # used most of it
+        return "error", _internal(spec.name, f"its own reference code took longer than {limit:g} s")
+    if not is_learners(err):
+        return "error", _internal(spec.name, f"{type(err).__name__}: {str(err).strip()[:300]}")
+    if isinstance(err, NotImplementedError):
+        return "todo", _todo_message(err)
+    if isinstance(err, SystemExit):
+        return "error", f"your code called sys.exit({err.code!r}); return a value instead"
+    return "error", _last_line(err)
+
+
 def run_check(spec: CheckSpec, obj: Any, *, seed: int | None = None, timeout: float | None = None) -> Result:
     """Run one check on the learner's object in isolation and return its Result (never raises)."""
     seed = secrets.randbits(31) if seed is None else int(seed)
     limit = spec.timeout if timeout is None else float(timeout)
-    captured = _CappedText()
+    captured = CappedText()
     start = time.perf_counter()
     status, message = "error", "the check did not finish"
-    try:
-        with _global_state_restored():
-            try:
-                with _time_limit(limit):
-                    sys.stdout = sys.stderr = captured  # the learner's prints, however many, stay here
-                    if obj is None or obj is Ellipsis:
-                        raise NotImplementedError(f"pass your {spec.title} to check()")
-                    message = spec.func(obj, Context(seed))
-                    status = "pass"
-            except CheckTimeout:
-                status = "timeout"
-                message = f"took longer than {limit:g} s: is there a loop that never ends?"
-            except Fail as err:
-                status, message = "fail", str(err)
-            except NotImplementedError as err:
-                status, message = "todo", _todo_message(err)
-            except SystemExit as err:
-                status, message = "error", f"your code called sys.exit({err.code!r}); return a value instead"
-            except KeyboardInterrupt:
-                raise
-            except BaseException as err:  # anything else the learner's code raised
-                status, message = "error", _last_line(err)
-    except CheckTimeout:  # the alarm fired in the instant between the learner's code and our clean-up
-        status, message = "timeout", f"took longer than {limit:g} s: is there a loop that never ends?"
+    if obj is None or obj is Ellipsis:
+        status, message = "todo", f"not done yet: pass your {spec.title} to check()"
+    else:
+        try:
+            with isolated_check():
+                try:
+                    with _time_limit(limit):
+                        sys.stdout = sys.stderr = captured  # the learner's prints, however many, stay here
+                        message = spec.func(obj, Context(seed))
+                        status = "pass"
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as err:  # noqa: B036  the learner's code may raise anything
+                    status, message = _verdict(spec, err, limit)
+        except CheckTimeout:  # the alarm fired in the instant between the learner's code and our clean-up
+            status, message = "timeout", f"took longer than {limit:g} s: is there a loop that never ends?"
     seconds = time.perf_counter() - start
     message = " ".join(str(message).split()) or status
     points = spec.points if status == "pass" else 0.0
     return Result(spec.name, status, message, points, spec.points, round(seconds, 4), seed, captured.text())
 
 
+_LOG: list[Any] = []  # the results file the shell grader handed over, once claimed
+
+
+def claim_log() -> None:
+    """Take over the shell grader's results file before any of the learner's code runs.
+
+    The grader runs this first in the kernel: it opens the file named in $GPTCOURSE_GRADE_LOG, removes the
+    variable and the file's name (the grader reads it through its own open handle), so that the learner's
+    cells cannot find the file to append rows to it.
+    """
+    path = os.environ.pop(LOG_ENV, None)
+    if path and not _LOG:
+        _LOG.append(open(path, "a", encoding="utf-8", buffering=1))  # kept open for the kernel's life
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
 def _log(result: Result) -> None:
-    path = os.environ.get(LOG_ENV)
-    if not path:
+    row = json.dumps(result.as_dict()) + "\n"
+    if _LOG:
+        with contextlib.suppress(OSError, ValueError):
+            _LOG[0].write(row)
         return
-    with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(result.as_dict()) + "\n")
+    path = os.environ.get(LOG_ENV)
+    if path:
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as f:
+            f.write(row)
 
 
 def check(
@@ -352,7 +326,3 @@ def check(
         print(result.line, flush=True)
     _log(result)
     return result
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

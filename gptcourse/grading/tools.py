@@ -1,7 +1,8 @@
 """Building blocks the checks share: calling the learner's code safely, and comparing what it returns.
 
-Every helper raises `Fail` with a sentence a learner can act on; none of them catches the learner's
-exceptions (the runner turns those into `error` or `todo`).
+`call` is the boundary between the check and the learner's code: the learner gets copies of the inputs,
+whatever its code raises is the learner's (the runner turns it into `error` or `todo`), and what it returns
+comes back as plain values. Every other helper raises `Fail` with a sentence a learner can act on.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .core import Fail
+from .core import Context, Fail
+from .isolation import LearnerCode, plain
 
-__all__ = ["Fail", "call", "expect_callable", "expect_tensor", "expect_close", "expect_number", "diagnose", "fmt"]
+__all__ = ["Fail", "call", "expect_callable", "expect_tensor", "expect_close", "expect_number", "expect_causal",
+           "diagnose", "randomise", "fmt"]
 
 
 def fmt(shape: Any) -> str:
@@ -28,36 +31,50 @@ def expect_callable(obj: Any, what: str) -> None:
         raise Fail(f"expected {what}, got a {type(obj).__name__}: pass the function itself, without calling it")
 
 
-def _snapshot(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    if isinstance(value, nn.Module):
-        return {k: v.detach().clone() for k, v in value.state_dict().items()}
-    return None
+def _hand_over(value: Any) -> Any:
+    """A copy for the learner: nothing it does to it reaches the check's own value (a generator is shared)."""
+    return value if isinstance(value, torch.Generator) else copy.deepcopy(value)
 
 
-def _unchanged(before: Any, value: Any) -> bool:
-    if isinstance(value, torch.Tensor):
-        return before.shape == value.shape and before.dtype == value.dtype and torch.equal(before, value.detach())
+def _contents(value: Any) -> Any:
+    """What an in-place edit would change: a tensor's values, a module's weights and buffers."""
     if isinstance(value, nn.Module):
-        now = value.state_dict()
-        return now.keys() == before.keys() and all(torch.equal(before[k], now[k].detach()) for k in before)
+        return dict(nn.Module.state_dict(value))
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def _same(before: Any, after: Any) -> bool:
+    if isinstance(before, torch.Tensor):
+        return (isinstance(after, torch.Tensor) and before.shape == after.shape and before.dtype == after.dtype
+                and torch.equal(before, after))
+    if isinstance(before, dict):
+        return isinstance(after, dict) and before.keys() == after.keys() and all(
+            _same(before[k], after[k]) for k in before)
     return True
 
 
 def call(fn: Callable, *args: Any, names: tuple[str, ...] = (), grad: bool = False, mutable: tuple[int, ...] = (),
          **kwargs: Any) -> Any:
-    """Call the learner's fn; fail if it changed a tensor or module it was given (in-place edits).
+    """Call the learner's fn on copies of the inputs and return its result made plain (see isolation.plain).
 
-    Runs without autograd unless `grad`; the positional arguments listed in `mutable` may change.
+    Tensors, modules, lists and configs are handed over as copies, so the check's own values stay as they
+    were whatever the learner's code does to its copies (hooks, in-place edits, a changed `__class__`); a
+    copy changed in place fails with a hint. The positional arguments listed in `mutable` are handed over
+    as they are (a model and optimiser that a training step must update). Runs without autograd unless
+    `grad`. After the call, every patch, hook or mode the learner's code left behind is undone.
     """
     expect_callable(fn, "a function")
-    watched = [(k, v) for k, v in list(enumerate(args)) + list(kwargs.items()) if k not in mutable]
-    before = {key: _snapshot(v) for key, v in watched if isinstance(v, (torch.Tensor, nn.Module))}
-    with torch.set_grad_enabled(grad):
-        out = fn(*args, **kwargs)
+    watched = [(k, v) for k, v in [*enumerate(args), *kwargs.items()] if k not in mutable and _contents(v) is not None]
+    with LearnerCode():
+        given = [a if i in mutable else _hand_over(a) for i, a in enumerate(args)]
+        given_kw = {k: _hand_over(v) for k, v in kwargs.items()}
+        with torch.set_grad_enabled(grad):
+            out = fn(*given, **given_kw)
+    with LearnerCode():  # a tensor subclass may run its own code while it is made plain
+        out = plain(out)
+        after = {k: plain(_contents(given[k] if isinstance(k, int) else given_kw[k])) for k, _ in watched}
     for key, value in watched:
-        if key in before and not _unchanged(before[key], value):
+        if not _same(_contents(value), after[key]):
             label = names[key] if isinstance(key, int) and key < len(names) else (key if isinstance(key, str)
                                                                                     else f"argument {key + 1}")
             raise Fail(
@@ -70,11 +87,12 @@ def call(fn: Callable, *args: Any, names: tuple[str, ...] = (), grad: bool = Fal
 def expect_tensor(out: Any, shape: tuple[int, ...], what: str = "the output", hint: str = "",
                   dtype: torch.dtype | None = None, finite: bool = True, nan_hint: str = "") -> torch.Tensor:
     """Type, then shape, then dtype, then no NaN/inf."""
-    if isinstance(out, nn.Parameter):
-        out = out.data
     if not isinstance(out, torch.Tensor):
         raise Fail(f"{what} should be a torch.Tensor of shape {fmt(shape)}, got a {type(out).__name__}"
                    + (f" ({hint})" if hint else ""))
+    if out.layout != torch.strided or out.device.type != "cpu":
+        raise Fail(f"{what} is a {out.layout} tensor on {out.device}: return an ordinary (dense) tensor on the "
+                   "CPU, like the inputs")
     if tuple(out.shape) != tuple(shape):
         raise Fail(f"{what} has shape {fmt(out.shape)}, expected {fmt(shape)}" + (f": {hint}" if hint else ""))
     if dtype is not None and out.dtype != dtype:
@@ -114,14 +132,35 @@ def expect_close(out: torch.Tensor, ref: torch.Tensor, atol: float, rtol: float 
                + (f": {hint}" if hint else ""))
 
 
+def expect_causal(out: torch.Tensor, changed: torch.Tensor, t: int, hint: str,
+                  mistakes: Mapping[str, Callable[[], torch.Tensor]] | None = None, atol: float = 1e-5) -> None:
+    """Causality: `changed` is the output for the same inputs with only the tokens after position t changed,
+    so the outputs at positions <= t must not have moved. On a miss, the known mistakes are tried on `out`."""
+    if torch.allclose(out[:, : t + 1], changed[:, : t + 1], atol=atol):
+        return
+    if mistakes:
+        diagnose(out, mistakes, atol=1e-4, rtol=1e-4)
+    raise Fail(f"changing the tokens after position {t} changed the outputs at positions <= {t}: {hint}")
+
+
 def expect_number(out: Any, what: str) -> float:
     """A finite Python number (a one-element tensor is accepted)."""
     if isinstance(out, torch.Tensor) and out.numel() == 1:
         out = out.item()
     if isinstance(out, bool) or not isinstance(out, (int, float)) or not math.isfinite(float(out)):
-        raise Fail(f"{what} should be a finite number, got {out!r:.60}")
+        shown = repr(out)[:60] if isinstance(out, (int, float, str, type(None))) else f"a {type(out).__name__}"
+        raise Fail(f"{what} should be a finite number, got {shown}")
     return float(out)
 
 
-def clone_module(module: nn.Module) -> nn.Module:
-    return copy.deepcopy(module)
+def randomise(module: nn.Module, ctx: Context, scale: float, add: bool = False) -> nn.Module:
+    """Every parameter drawn from N(0, scale^2) with the check's generator (add=True: the draw is added to it),
+    so that no mistake hides behind an initialisation's zeros and ones. Returns the module."""
+    with torch.no_grad():
+        for p in module.parameters():
+            noise = ctx.randn(*p.shape, scale=scale)
+            if add:
+                p.add_(noise)
+            else:
+                p.copy_(noise)
+    return module

@@ -3,7 +3,8 @@
 The vectors are untrained: each word gets a fixed random vector (the same word always the same vector),
 and fixed random matrices make its query and key. What the explorer shows is the mechanics: how the
 1/sqrt(d) scale, a temperature and the causal mask reshape one row of attention weights. The logic is
-plain functions (tested); `attention_explorer` is a thin widget on top.
+plain functions (tested); `attention_explorer` is a thin widget on top. To draw the whole matrix, pass
+`attention_matrix(...)` to `gptcourse.viz.attention_heatmap`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import zlib
 
 import ipywidgets as widgets
 import torch
-from matplotlib.figure import Figure
 
 from ..attention import attention_weights, causal_mask
+from .snapshot import Snapshot
 
 __all__ = [
     "split_words",
@@ -25,7 +26,6 @@ __all__ = [
     "queries_and_keys",
     "attention_matrix",
     "weights_html",
-    "plot_attention",
     "AttentionExplorer",
     "attention_explorer",
 ]
@@ -96,23 +96,11 @@ def weights_html(words: list[str], weights: torch.Tensor, query: int) -> str:
     )
 
 
-def plot_attention(weights: torch.Tensor, words: list[str], title: str = "attention weights") -> Figure:
-    """A heatmap of (T, T) weights: row = the query word, column = the word it looks at."""
-    T = len(words)
-    fig = Figure(figsize=(0.45 * T + 2.5, 0.45 * T + 1.5), layout="constrained")  # no pyplot: nothing global
-    ax = fig.subplots()
-    im = ax.imshow(weights.detach().cpu().numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(T), words, rotation=60, ha="right")
-    ax.set_yticks(range(T), words)
-    ax.set_xlabel("key: the word looked at")
-    ax.set_ylabel("query: the word looking")
-    ax.set_title(title)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="weight")
-    return fig
-
-
-class AttentionExplorer(widgets.VBox):
+class AttentionExplorer(Snapshot, widgets.VBox):
     """Controls `.sentence`, `.query`, `.dim`, `.scaled`, `.temperature`, `.causal` above the `.html` bars."""
+
+    snapshot_name = "attention explorer"
+    snapshot_invite = "change the sentence and the settings"
 
     def __init__(self, sentence: str = DEFAULT_SENTENCE, dim: int = 16):
         self.sentence = widgets.Text(value=sentence, description="Sentence", continuous_update=True,
@@ -134,17 +122,10 @@ class AttentionExplorer(widgets.VBox):
             control.observe(self._update, names="value")
         self._update()
 
-    def _repr_mimebundle_(self, **kwargs) -> dict:
-        """The live widget, plus a static copy of its view for readers of a saved notebook (no kernel)."""
-        data = super()._repr_mimebundle_(**kwargs)
+    def snapshot(self) -> tuple[str, str]:
         settings = (f"d = {self.dim.value}, {'divided' if self.scaled.value else 'not divided'} by sqrt(d), "
                     f"temperature {self.temperature.value:.2g}, causal mask {'on' if self.causal.value else 'off'}")
-        data["text/plain"] = "Attention explorer: run the notebook to change the sentence and the settings."
-        data["text/html"] = (
-            f"<p><i>A snapshot of the attention explorer ({settings}); run the notebook to change them.</i></p>"
-            f"<p>Sentence: {html.escape(self.sentence.value)}</p>{self.html.value}"
-        )
-        return data
+        return settings, f"<p>Sentence: {html.escape(self.sentence.value)}</p>{self.html.value}"
 
     def words(self) -> list[str]:
         return split_words(self.sentence.value)

@@ -5,14 +5,17 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import ipywidgets as widgets
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 from ..heads import attention_maps, first_token_score, previous_token_score, same_token_score
 from ..viz import attention_heatmap
+from .snapshot import Snapshot, figure_html
 
 __all__ = ["HeadView", "head_view", "HeadExplorer"]
 
@@ -58,11 +61,15 @@ def head_view(model: nn.Module, tokenizer, text: str, layer: int, head: int) -> 
     )
 
 
-class HeadExplorer(widgets.VBox):
+class HeadExplorer(Snapshot, widgets.VBox):
     """Layer and head sliders and a text box over one attention heatmap and the head's scores.
 
-    The controls are attributes (`.layer`, `.head`, `.text`); after any change `.view` holds what is shown.
+    The controls are attributes (`.layer`, `.head`, `.text`); after any change `.view` and `.figure` hold
+    what is shown.
     """
+
+    snapshot_name = "attention-head explorer"
+    snapshot_invite = "pick another layer, head or text"
 
     def __init__(self, model: nn.Module, tokenizer, text: str = "First Citizen:\nBefore we proceed any further"):
         self.model, self.tokenizer = model, tokenizer
@@ -76,6 +83,7 @@ class HeadExplorer(widgets.VBox):
         self.message = widgets.HTML()
         self.plot = widgets.Output()
         self.view: HeadView | None = None
+        self.figure: Figure | None = None
         self.error = ""
         for control in (self.layer, self.head, self.text):
             control.observe(self._changed, names="value")
@@ -93,17 +101,24 @@ class HeadExplorer(widgets.VBox):
         except ValueError as err:  # too short a text, or a character outside the vocabulary
             self.view, self.error = None, str(err)
         if self.view is None:
-            self.message.value = f"<b style='color:#b00'>{self.error}</b>"
+            self.message.value = f"<b style='color:#b00'>{html.escape(self.error)}</b>"
         else:
             v = self.view
             same = "n/a (no repeated token)" if v.same_token is None else f"{v.same_token:.2f}"
             self.message.value = (f"scores of this head: previous-token {v.previous_token:.2f}, "
                                   f"same-token {same}, first-token {v.first_token:.2f}")
+        self.figure = None if self.view is None else attention_heatmap(
+            self.view.weights, self.view.tokens, title=f"layer {self.view.layer}, head {self.view.head}")
         self.plot.clear_output(wait=True)
-        if self.view is None:
+        if self.figure is None:
             return
         with self.plot:
             from IPython.display import display
 
-            display(attention_heatmap(self.view.weights, self.view.tokens,
-                                      title=f"layer {self.view.layer}, head {self.view.head}"))
+            display(self.figure)
+
+    def snapshot(self) -> tuple[str, str]:
+        view = f"<p>Text: {html.escape(self.text.value)}</p><p>{self.message.value}</p>"
+        if self.figure is not None:
+            view += figure_html(self.figure, f"attention of layer {self.layer.value}, head {self.head.value}")
+        return f"layer {self.layer.value}, head {self.head.value}", view

@@ -7,6 +7,7 @@ is the thin ipywidgets layer that calls them whenever a control changes.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from torch import nn
 
 from ..sampling import entropy, generate, next_token_probs
 from ..viz import printable
+from .snapshot import Snapshot, figure_html
 
 __all__ = ["TemperatureView", "temperature_view", "view_figure", "sample_text", "TemperatureExplorer"]
 
@@ -98,12 +100,15 @@ def sample_text(
     return tokenizer.decode(out[0, len(ids):].tolist())
 
 
-class TemperatureExplorer(widgets.VBox):
+class TemperatureExplorer(Snapshot, widgets.VBox):
     """Sliders for temperature, top-k, top-p and the seed, a prompt box, the distribution and a sample.
 
     Every control is an attribute (`.temperature`, `.top_k`, `.top_p`, `.seed`, `.prompt`); after any change
-    `.view` and `.sample` hold what is shown, so tests can drive the controls and read the result.
+    `.view`, `.figure` and `.sample` hold what is shown, so tests can drive the controls and read the result.
     """
+
+    snapshot_name = "temperature explorer"
+    snapshot_invite = "move the sliders"
 
     def __init__(self, model: nn.Module, tokenizer, prompt: str = "ROMEO:\n", max_new_tokens: int = 80):
         self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
@@ -123,6 +128,7 @@ class TemperatureExplorer(widgets.VBox):
         self.plot = widgets.Output()
         self.text = widgets.Output()
         self.view: TemperatureView | None = None
+        self.figure: Figure | None = None
         self.sample = ""
         self.error = ""
         self._logits_cache: dict[str, torch.Tensor] = {}
@@ -159,14 +165,24 @@ class TemperatureExplorer(widgets.VBox):
             self.error = ""
         except ValueError as err:  # e.g. an empty prompt or a character outside the vocabulary
             self.view, self.sample, self.error = None, "", str(err)
-        self.message.value = f"<b style='color:#b00'>{self.error}</b>" if self.error else ""
+        self.message.value = f"<b style='color:#b00'>{html.escape(self.error)}</b>" if self.error else ""
+        self.figure = None if self.view is None else view_figure(self.view)
         self.plot.clear_output(wait=True)
         self.text.clear_output(wait=True)
-        if self.view is None:
+        if self.figure is None:
             return
         with self.plot:
             from IPython.display import display
 
-            display(view_figure(self.view))
+            display(self.figure)
         with self.text:
             print(self.prompt.value + self.sample)
+
+    def snapshot(self) -> tuple[str, str]:
+        settings = (f"temperature {self.temperature.value:.2f}, top-k {self.top_k.value or 'off'}, "
+                    f"top-p {'off' if self.top_p.value >= 1.0 else f'{self.top_p.value:.2f}'}, seed {self.seed.value}")
+        view = f"<p>Prompt: {html.escape(self.prompt.value)}</p>{self.message.value}"
+        if self.figure is not None:
+            view += (figure_html(self.figure, "the next-token distribution")
+                     + f"<pre>{html.escape(self.prompt.value + self.sample)}</pre>")
+        return settings, view

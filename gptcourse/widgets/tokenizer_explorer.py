@@ -13,6 +13,7 @@ import ipywidgets as widgets
 
 from ..data import load_shakespeare
 from ..tokenizers import CharTokenizer, GPT2Tokenizer
+from .snapshot import Snapshot
 
 __all__ = ["TOKENIZER_NAMES", "PALETTE", "get_tokenizer", "token_pieces", "token_spans_html", "TokenizerExplorer",
            "tokenizer_explorer"]
@@ -99,8 +100,11 @@ def token_spans_html(text: str, tokenizer: str | CharTokenizer | GPT2Tokenizer =
     return "".join(parts)
 
 
-class TokenizerExplorer(widgets.VBox):
+class TokenizerExplorer(Snapshot, widgets.VBox):
     """A text box and a tokenizer menu above the coloured tokens; `.text`, `.choice`, `.html` are the parts."""
+
+    snapshot_name = "tokenizer explorer"
+    snapshot_invite = "type your own text"
 
     def __init__(self, initial_text: str = "Why is the sky blue?", tokenizer: str = GPT2_NAME):
         if tokenizer not in TOKENIZER_NAMES:
@@ -115,15 +119,8 @@ class TokenizerExplorer(widgets.VBox):
         self.choice.observe(self._update, names="value")
         self._update()
 
-    def _repr_mimebundle_(self, **kwargs) -> dict:
-        """The live widget, plus a static copy of its view for readers of a saved notebook (no kernel)."""
-        data = super()._repr_mimebundle_(**kwargs)
-        data["text/plain"] = "Tokenizer explorer: run the notebook to type your own text."
-        data["text/html"] = (
-            f"<p><i>A snapshot of the tokenizer explorer ({html.escape(self.choice.value)}); run the notebook "
-            f"to type your own text.</i></p><p>Text: {html.escape(self.text.value)}</p>{self.html.value}"
-        )
-        return data
+    def snapshot(self) -> tuple[str, str]:
+        return self.choice.value, f"<p>Text: {html.escape(self.text.value)}</p>{self.html.value}"
 
     def _update(self, change: dict | None = None) -> None:
         try:
@@ -131,7 +128,6 @@ class TokenizerExplorer(widgets.VBox):
         except (OSError, RuntimeError, ValueError) as err:  # e.g. no Shakespeare offline: say so, keep going
             message = html.escape(str(err))
             self.html.value = f'<div class="gptcourse-token-warning" style="color:#b91c1c">{message}</div>'
-
 
 
 def tokenizer_explorer(initial_text: str = "Why is the sky blue?", tokenizer: str = GPT2_NAME) -> TokenizerExplorer:

@@ -22,32 +22,42 @@ def char_tokenizer(cls, ctx: Context) -> str:
     if not callable(cls):
         raise Fail(f"pass the class itself (CharTok), not a {type(cls).__name__}")
     for _ in range(5):
-        text = _random_text(ctx, 200)
-        ref = CharTokenizer.from_text(text)
-        tok = cls(text)
-        size = getattr(tok, "vocab_size", None)
-        if size != ref.vocab_size:
-            raise Fail(f"vocab_size is {size!r} for a text with {ref.vocab_size} distinct characters: "
-                       "the vocabulary is the set of distinct characters (use set(text))")
-        ids = tok.encode(text)
-        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-            raise Fail(f"encode should return a list of Python ints, got {type(ids).__name__}"
-                       + (f" of {type(ids[0]).__name__}" if isinstance(ids, (list, tuple)) and ids else ""))
-        if len(ids) != len(text):
-            raise Fail(f"encode gave {len(ids)} ids for {len(text)} characters: one id per character")
-        back = tok.decode(ids)
-        if back != text:
-            raise Fail("decode(encode(text)) does not give the text back: decode must invert encode "
-                       "(''.join of the characters, in order)")
-        want = ref.encode(text)
-        if ids != want:
-            first = sorted(set(text))
-            raise Fail("ids are not the characters' ranks in sorted order: sort the vocabulary, "
-                       f"e.g. {first[0]!r} -> 0, {first[1]!r} -> 1, ... (sorted(set(text)))")
-        sample = text[5:25]
-        if tok.decode(ref.encode(sample)) != sample:
-            raise Fail("decode is not the inverse of the sorted vocabulary: use the same table both ways")
+        _tokenizer_round(cls, _random_text(ctx, 200))
     return "encode/decode round-trip on 5 random texts; ids match the sorted vocabulary"
+
+
+def _text(out) -> str:
+    if not isinstance(out, str):
+        raise Fail(f"decode should return a str, got a {type(out).__name__}")
+    return out
+
+
+def _tokenizer_round(cls, text: str) -> None:
+    """One text: the learner's tokenizer first (every call through `call`), then the reference."""
+    tok = call(cls, text)
+    size = call(lambda: getattr(tok, "vocab_size", None))
+    ids = call(tok.encode, text)
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise Fail(f"encode should return a list of Python ints, got {type(ids).__name__}"
+                   + (f" of {type(ids[0]).__name__}" if isinstance(ids, (list, tuple)) and ids else ""))
+    back = _text(call(tok.decode, ids))
+    ref = CharTokenizer.from_text(text)
+    if type(size) is not int or size != ref.vocab_size:
+        shown = repr(size) if isinstance(size, (int, float, str, type(None))) else f"a {type(size).__name__}"
+        raise Fail(f"vocab_size is {shown} for a text with {ref.vocab_size} distinct characters: "
+                   "the vocabulary is the set of distinct characters (use set(text))")
+    if len(ids) != len(text):
+        raise Fail(f"encode gave {len(ids)} ids for {len(text)} characters: one id per character")
+    if back != text:
+        raise Fail("decode(encode(text)) does not give the text back: decode must invert encode "
+                   "(''.join of the characters, in order)")
+    if ids != ref.encode(text):
+        first = sorted(set(text))
+        raise Fail("ids are not the characters' ranks in sorted order: sort the vocabulary, "
+                   f"e.g. {first[0]!r} -> 0, {first[1]!r} -> 1, ... (sorted(set(text)))")
+    sample = text[5:25]
+    if _text(call(tok.decode, ref.encode(sample))) != sample:
+        raise Fail("decode is not the inverse of the sorted vocabulary: use the same table both ways")
 
 
 @register("tokens.one_hot_embedding", lesson=1, title="one-hot embedding function")

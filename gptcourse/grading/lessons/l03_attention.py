@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
 from ...attention import attention_weights, causal_mask
-from ..core import Context, register
-from ..tools import Fail, call, diagnose, expect_close, expect_tensor
+from ..core import Context, _last_line, register
+from ..tools import Fail, call, diagnose, expect_causal, expect_close, expect_tensor
 
 MISSING_SCALE = "scores are not scaled: divide q @ k^T by sqrt(head size) before the softmax"
 WRONG_SCALE = "scale by 1/sqrt(head size), not 1/head size"
@@ -16,6 +19,50 @@ WRONG_AXIS = "softmax over the wrong axis: each row (one query) must sum to one,
 NAN_HINT = ("a row of the weights is all masked (softmax of only -inf gives NaN): mask off by one? "
             "A token may look at itself, so the diagonal stays unmasked")
 OFF_BY_ONE = "mask off by one: a token may look at itself (the diagonal) and everything before it"
+INVERTED = ("the mask is used the wrong way round: masked_fill(mask, ...) fills where the mask is True, and True "
+            "means 'may look'; fill where it is False: scores.masked_fill(~mask, float('-inf'))")
+K_DOT_T = ("k.T reverses all three dimensions of the (B, T, hs) keys: use k.transpose(-2, -1) to swap only the "
+           "last two")
+K_T_CALL = "k.t() only transposes a 2-D matrix: use k.transpose(-2, -1) on the (B, T, hs) keys"
+
+
+def call_explained(fn: Callable, *args: Any, errors: Iterable[tuple[str, Callable[[], Any]]], **kwargs: Any) -> Any:
+    """`call`; when the learner's code raises the very error that a known mistake raises (same type, same
+    message), fail with that mistake's hint, the error quoted after it. `errors`: (hint, mistake) pairs."""
+    try:
+        return call(fn, *args, **kwargs)
+    except Exception as err:
+        for hint, mistake in errors:
+            if _raises_same(mistake, err):
+                raise Fail(f"{hint} (your code raised {_last_line(err)})") from None
+        raise
+
+
+def _raises_same(mistake: Callable[[], Any], err: Exception) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # k.T on a 3-D tensor warns before it fails
+        try:
+            mistake()
+        except Exception as mine:
+            return type(mine) is type(err) and str(mine) == str(err)
+    return False
+
+
+def _transposes(q: Callable[[], torch.Tensor], k: Callable[[], torch.Tensor]) -> list[tuple[str, Callable[[], Any]]]:
+    return [(K_DOT_T, lambda: q() @ k().T), (K_T_CALL, lambda: q() @ k().t())]
+
+
+def _nan_hint(out: Any, inverted: Callable[[], torch.Tensor]) -> str:
+    """NaN from a mask used the wrong way round (the last query may then look at nothing) gets its own hint."""
+    if isinstance(out, torch.Tensor) and out.is_floating_point() and torch.isnan(out).any():
+        ref = inverted()
+        if out.shape == ref.shape and torch.allclose(out.double(), ref.double(), 1e-4, 1e-4, equal_nan=True):
+            return INVERTED
+    return NAN_HINT
+
+
+def _masked_softmax(scores: torch.Tensor, fill_where: torch.Tensor, fill: float = float("-inf")) -> torch.Tensor:
+    return scores.masked_fill(fill_where, fill).softmax(-1)
 
 
 @register("attention.causal_mask", lesson=3, title="causal mask function")
@@ -41,7 +88,13 @@ def mask(fn, ctx: Context) -> str:
 def weights(fn, ctx: Context) -> str:
     B, T, hs = 2, ctx.choice([5, 8]), ctx.choice([16, 32])
     q, k = ctx.randn(B, T, hs, scale=2.0), ctx.randn(B, T, hs, scale=2.0)
-    out = expect_tensor(call(fn, q, k, names=("q", "k")), (B, T, T), "attention_weights(q, k)", nan_hint=NAN_HINT,
+    raw = call_explained(fn, q, k, names=("q", "k"), errors=_transposes(lambda: q, lambda: k))
+
+    def scaled() -> torch.Tensor:
+        return q @ k.transpose(-2, -1) / math.sqrt(hs)  # (B, T, hs) @ (B, hs, T) -> (B, T, T)
+
+    out = expect_tensor(raw, (B, T, T), "attention_weights(q, k)",
+                        nan_hint=_nan_hint(raw, lambda: _masked_softmax(scaled(), causal_mask(T))),
                         hint="q @ k.transpose(-2, -1) is (B, T, hs) @ (B, hs, T) -> (B, T, T)")
     if (out < -1e-6).any():
         raise Fail("some weights are negative: apply the softmax to the scores")
@@ -49,6 +102,7 @@ def weights(fn, ctx: Context) -> str:
         if torch.allclose(out.sum(-2), torch.ones(B, T), atol=1e-4):
             raise Fail(WRONG_AXIS)
         raise Fail("rows do not sum to one: apply softmax(dim=-1) after masking")
+    diagnose(out, {INVERTED: lambda: _masked_softmax(scaled(), causal_mask(T), -1e9)}, atol=1e-5)
     if out.triu(1).abs().max() > 1e-6:
         raise Fail("query i puts weight on later keys j > i: fill the masked scores with -inf before the softmax")
     scores = q @ k.transpose(-2, -1)
@@ -69,12 +123,21 @@ def causal(fn, ctx: Context) -> str:
     x = ctx.randn(B, T, C)
     Wq, Wk, Wv = ctx.randn(C, hs), ctx.randn(C, hs), ctx.randn(C, hs)
     names = ("x", "Wq", "Wk", "Wv")
-    out = expect_tensor(call(fn, x, Wq, Wk, Wv, names=names), (B, T, hs), "causal_attention(x, Wq, Wk, Wv)",
-                        nan_hint=NAN_HINT, hint="weights (B, T, T) @ values (B, T, hs) -> (B, T, hs)")
+    transposes = _transposes(lambda: x @ Wq, lambda: x @ Wk)
+
+    def inverted(inputs: torch.Tensor, fill: float = float("-inf")) -> torch.Tensor:
+        q, k = inputs @ Wq, inputs @ Wk
+        return _masked_softmax(q @ k.transpose(-2, -1) / math.sqrt(hs), causal_mask(T), fill) @ (inputs @ Wv)
+
+    raw = call_explained(fn, x, Wq, Wk, Wv, names=names, errors=transposes)
+    out = expect_tensor(raw, (B, T, hs), "causal_attention(x, Wq, Wk, Wv)",
+                        nan_hint=_nan_hint(raw, lambda: inverted(x)),
+                        hint="weights (B, T, T) @ values (B, T, hs) -> (B, T, hs)")
     t = T // 2
     x2 = x.clone()
     x2[:, t + 1 :] = ctx.randn(B, T - t - 1, C)  # change only the future of position t
-    out2 = expect_tensor(call(fn, x2, Wq, Wk, Wv, names=names), (B, T, hs), nan_hint=NAN_HINT)
+    raw2 = call_explained(fn, x2, Wq, Wk, Wv, names=names, errors=transposes)
+    out2 = expect_tensor(raw2, (B, T, hs), nan_hint=_nan_hint(raw2, lambda: inverted(x2)))
     q, k, v = x @ Wq, x @ Wk, x @ Wv
     scores = q @ k.transpose(-2, -1)
     m = causal_mask(T)
@@ -87,10 +150,8 @@ def causal(fn, ctx: Context) -> str:
         WRONG_AXIS: lambda: (scores / math.sqrt(hs)).masked_fill(~m, float("-inf")).softmax(-2).nan_to_num() @ v,
         OFF_BY_ONE: lambda: (scores / math.sqrt(hs)).masked_fill(~m.tril(-1), -1e9).softmax(-1) @ v,
         "the weights should multiply the values x @ Wv, not x itself": lambda: attention_weights(q, k, m) @ x,
+        INVERTED: lambda: inverted(x, -1e9),
     }
-    if not torch.allclose(out[:, : t + 1], out2[:, : t + 1], atol=1e-5):
-        diagnose(out, mistakes, atol=1e-4, rtol=1e-4)
-        raise Fail(f"changing tokens after position {t} changed the outputs at positions <= {t}: "
-                   "the causal mask is missing or the wrong way round")
+    expect_causal(out, out2, t, "the causal mask is missing or the wrong way round", mistakes)
     expect_close(out, ref, atol=1e-4, rtol=1e-4, what="the outputs", mistakes=mistakes)
     return "future tokens do not change the past; values match the reference head"

@@ -8,7 +8,7 @@ import torch
 
 from ...attention import MultiHeadAttention, attention_weights, causal_mask
 from ..core import Context, register
-from ..tools import Fail, call, expect_close, expect_tensor
+from ..tools import call, expect_causal, expect_close, expect_tensor, randomise
 
 NO_TRANSPOSE_SPLIT = ("view as (B, T, nh, hs) first, then transpose(1, 2); viewing straight as (B, nh, T, hs) "
                       "mixes tokens into heads")
@@ -51,11 +51,8 @@ def merge(fn, ctx: Context) -> str:
 def multi_head(fn, ctx: Context) -> str:
     B, T, nh, hs = 2, ctx.choice([5, 8]), ctx.choice([2, 4]), ctx.choice([4, 8])
     C = nh * hs
-    ref_layer = MultiHeadAttention(C, nh, block_size=16, bias=True)
-    with torch.no_grad():
-        for p in ref_layer.parameters():
-            p.copy_(torch.randn(p.shape, generator=ctx.gen) * 0.5)
-    c_attn, c_proj = ref_layer.c_attn, ref_layer.c_proj
+    ref_layer = randomise(MultiHeadAttention(C, nh, block_size=16, bias=True), ctx, scale=0.5)
+    c_attn, c_proj = ref_layer.c_attn, ref_layer.c_proj  # `call` hands the learner copies of these
     x = ctx.randn(B, T, C)
     names = ("x", "c_attn", "c_proj")
     out = expect_tensor(call(fn, x, c_attn, c_proj, nh, names=names), (B, T, C), "multi_head_attention(...)",
@@ -64,8 +61,7 @@ def multi_head(fn, ctx: Context) -> str:
     x2 = x.clone()
     x2[:, t + 1 :] += 1.0
     out2 = expect_tensor(call(fn, x2, c_attn, c_proj, nh, names=names), (B, T, C))
-    if not torch.allclose(out[:, : t + 1], out2[:, : t + 1], atol=1e-5):
-        raise Fail(f"changing tokens after position {t} changed earlier outputs: apply the causal mask in every head")
+    expect_causal(out, out2, t, "apply the causal mask in every head")
     with torch.no_grad():
         ref = ref_layer(x)
         q, k, v = c_attn(x).split(C, dim=2)

@@ -9,7 +9,7 @@ from torch import nn
 
 from ...mlp import gelu as ref_gelu
 from ..core import Context, register
-from ..tools import Fail, call, close, expect_close, expect_tensor
+from ..tools import Fail, call, close, expect_close, expect_tensor, randomise
 
 
 @register("ffn.gelu", lesson=5, title="GELU function")
@@ -42,10 +42,7 @@ def gelu(fn, ctx: Context) -> str:
 @register("ffn.mlp", lesson=5, title="feed-forward function")
 def feed_forward(fn, ctx: Context) -> str:
     B, T, C = 2, ctx.choice([4, 7]), ctx.choice([8, 16])
-    c_fc, c_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
-    with torch.no_grad():
-        for p in (*c_fc.parameters(), *c_proj.parameters()):
-            p.copy_(torch.randn(p.shape, generator=ctx.gen) * 0.5)
+    c_fc, c_proj = randomise(nn.Linear(C, 4 * C), ctx, scale=0.5), randomise(nn.Linear(4 * C, C), ctx, scale=0.5)
     x = ctx.randn(B, T, C)
     names = ("x", "c_fc", "c_proj")
     out = expect_tensor(call(fn, x, c_fc, c_proj, names=names), (B, T, C), "feed_forward(x, c_fc, c_proj)",

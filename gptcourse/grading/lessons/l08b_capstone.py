@@ -1,0 +1,386 @@
+"""Capstone (after lesson 08): the learner's whole GPT, compared with gptcourse.GPT part by part, then trained.
+
+Stage 1, a second: `YourGPT(config)` must have GPT-2's parameter names and shapes (those of gptcourse.GPT) and a
+tied head; loaded with the reference's random weights it must be causal and give the reference's logits. A
+difference is traced to the known mistake that explains it, or else to the first part that differs (the
+embeddings, a block and inside it LayerNorm, attention or the MLP, ln_f, the head).
+Stage 2: both models start from the same weights and train with gptcourse.train.train on Tiny Shakespeare
+(characters): same seed, batches and steps, float32, one CPU thread. The learner's validation loss must land
+within MARGIN of the reference's. Correct models written in other ways (a loop over heads, their own
+LayerNorm and GELU, the fused attention) land within 1e-4 of it; a parameter that does not train misses by more.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...attention import causal_mask
+from ...config import GPTConfig
+from ...data import Dataset, get_batch, load_dataset
+from ...env import fast_mode
+from ...model import GPT
+from ...recipes import TrainConfig
+from ...step import loss_fn
+from ...train import train
+from ..core import Context, register
+from ..tools import Fail, call, close, diagnose, expect_causal, expect_tensor, fmt, randomise
+from .l03_attention import call_explained
+from .l04_multihead import NO_TRANSPOSE_MERGE
+from .l06_norm import EPS_OUTSIDE
+from .l07_gpt import WPE_IDS, WPE_TABLE
+
+# The model the check trains: GPT-2's choices (learned positions, pre-norm, biases, tied head, tanh GELU) at a
+# size that learns something in seconds on a CPU.
+MODEL = GPTConfig(vocab_size=65, block_size=32, n_layer=2, n_head=4, n_embd=64)
+MARGIN = 0.02  # nats of validation loss; correct models land within 1e-4 of the reference (measured)
+TIMEOUT = 300.0  # seconds for the whole check; it takes about 30 (normal) or 5 (GPTCOURSE_FAST=1)
+ATOL = 1e-4
+
+UNTIED = ("lm_head has a weight matrix of its own: tie it to the token embedding, "
+          "self.lm_head.weight = self.transformer.wte.weight (one Parameter, as GPT-2 does)")
+HINTS = {  # mistake -> hint; a mistake changes every block (or the embeddings, or the end) the same way
+    "no_positions": "the position embeddings are not added: x = wte(idx) + wpe(pos) with pos = torch.arange(T)",
+    "positions_from_ids": WPE_IDS,
+    "no_ln_f": "the final LayerNorm is missing: logits = lm_head(transformer.ln_f(x)) after the last block",
+    "no_residual": "the blocks have no residual connections: x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x))",
+    "no_attn_residual": "the residual connection around attention is missing: x = x + attn(ln_1(x))",
+    "no_mlp_residual": "the residual connection around the MLP is missing: x = x + mlp(ln_2(x))",
+    "post_norm": "the blocks are post-norm (LayerNorm after adding, as in 2017); GPT-2's are pre-norm: each "
+                 "sub-layer reads a normalised copy, x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))",
+    "no_mask": "attention has no causal mask: fill the scores above the diagonal with -inf before the softmax",
+    "softmax_dim": "the softmax runs over the wrong axis: each query's row of weights must sum to one (dim=-1)",
+    "no_scale": "the attention scores are not scaled: divide q @ k^T by sqrt(head size)",
+    "scale_hs": "scale the attention scores by 1/sqrt(head size), not 1/head size",
+    "one_head": "attention runs as one head: split q, k and v into n_head heads of n_embd // n_head channels",
+    "merge_no_transpose": NO_TRANSPOSE_MERGE,
+    "no_attn_proj": "attention's output projection c_proj is not applied after the heads are merged",
+    "relu": "the MLP uses ReLU; GPT-2's uses GELU: c_proj(gelu(c_fc(x)))",
+    "no_gelu": "the MLP has no activation: c_proj(gelu(c_fc(x)))",
+    "ln_unbiased": "LayerNorm uses the sample variance: use the population variance (unbiased=False)",
+    "eps_outside": EPS_OUTSIDE,
+}
+ACCEPTED = {"exact_gelu": "the exact GELU (erf) in place of GPT-2's tanh form is accepted"}
+
+
+# -- the reference, written out so that each known mistake can be switched on ---------------------------------
+
+def _layer_norm(ln: nn.LayerNorm, x: torch.Tensor, mistake: str | None) -> torch.Tensor:
+    mean = x.mean(-1, keepdim=True)  # (B, T, 1)
+    var = x.var(-1, keepdim=True, unbiased=mistake == "ln_unbiased")
+    x_hat = (x - mean) / (var.sqrt() + ln.eps if mistake == "eps_outside" else torch.sqrt(var + ln.eps))
+    return x_hat * ln.weight + ln.bias
+
+
+def _attention(attn: nn.Module, x: torch.Tensor, n_head: int, mistake: str | None) -> torch.Tensor:
+    B, T, C = x.shape
+    nh = 1 if mistake == "one_head" else n_head
+    q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in attn.c_attn(x).split(C, dim=2))  # (B, nh, T, hs)
+    scale = {"no_scale": 1.0, "scale_hs": 1.0 / q.size(-1)}.get(mistake, 1.0 / math.sqrt(q.size(-1)))
+    scores = q @ k.transpose(-2, -1) * scale  # (B, nh, T, hs) @ (B, nh, hs, T) -> (B, nh, T, T)
+    if mistake != "no_mask":
+        scores = scores.masked_fill(~causal_mask(T), float("-inf"))
+    y = scores.softmax(dim=-2 if mistake == "softmax_dim" else -1) @ v  # (B, nh, T, hs)
+    y = y.reshape(B, T, C) if mistake == "merge_no_transpose" else y.transpose(1, 2).reshape(B, T, C)
+    return y if mistake == "no_attn_proj" else attn.c_proj(y)
+
+
+def _mlp(mlp: nn.Module, x: torch.Tensor, mistake: str | None) -> torch.Tensor:
+    h = mlp.c_fc(x)  # (B, T, 4C)
+    if mistake == "relu":
+        h = F.relu(h)
+    elif mistake != "no_gelu":
+        h = F.gelu(h, approximate="none" if mistake == "exact_gelu" else "tanh")
+    return mlp.c_proj(h)  # (B, T, C)
+
+
+def _block(block: nn.Module, x: torch.Tensor, n_head: int, mistake: str | None) -> torch.Tensor:
+    attn = functools.partial(_attention, block.attn, n_head=n_head, mistake=mistake)
+    mlp = functools.partial(_mlp, block.mlp, mistake=mistake)
+    ln_1, ln_2 = (functools.partial(_layer_norm, ln, mistake=mistake) for ln in (block.ln_1, block.ln_2))
+    if mistake == "post_norm":
+        x = ln_1(x + attn(x))
+        return ln_2(x + mlp(x))
+    a = attn(ln_1(x))
+    x = a if mistake in ("no_residual", "no_attn_residual") else x + a
+    m = mlp(ln_2(x))
+    return m if mistake in ("no_residual", "no_mlp_residual") else x + m
+
+
+def reference_logits(ref: GPT, idx: torch.Tensor, mistake: str | None = None) -> torch.Tensor:
+    """The logits of `ref` for idx (B, T), with one known mistake made everywhere it can be (None: none)."""
+    tr = ref.transformer
+    x = tr.wte(idx)  # (B, T, C)
+    if mistake != "no_positions":
+        x = x + tr.wpe(idx if mistake == "positions_from_ids" else torch.arange(idx.shape[1]))
+    for block in tr.h:
+        x = _block(block, x, ref.config.n_head, mistake)
+    if mistake != "no_ln_f":
+        x = _layer_norm(tr.ln_f, x, mistake)
+    return ref.lm_head(x)  # (B, T, V)
+
+
+# -- stage 1: the structure, then the forward pass -----------------------------------------------------------
+
+def _build(cls, config: GPTConfig) -> nn.Module:
+    model = call(cls, config)
+    if not isinstance(model, nn.Module):
+        raise Fail(f"YourGPT(config) gave a {type(model).__name__}: write class YourGPT(nn.Module)")
+    return model
+
+
+def _named(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Every parameter by every name it has (a tied matrix under both of its names)."""
+    return dict(nn.Module.named_parameters(model, remove_duplicate=False))
+
+
+def _missing_hint(name: str, shape: torch.Size, mine: dict[str, nn.Parameter], want: dict[str, nn.Parameter]) -> str:
+    if name.startswith("transformer.h."):
+        blocks = len({n.split(".")[2] for n in mine if n.startswith("transformer.h.")})
+        if int(name.split(".")[2]) >= blocks:
+            return (f"your model has {blocks} blocks where config.n_layer asks for more: "
+                    "nn.ModuleList(Block(config) for _ in range(config.n_layer))")
+    if name.endswith(".bias") and name[: -len("bias")] + "weight" in mine:
+        return f"{name} is missing: GPT-2's Linear layers and LayerNorms have a bias (nn.Linear(..., bias=True))"
+    if ".ln_1." in name or ".ln_2." in name:
+        return f"{name} is missing: each block has two LayerNorms, ln_1 before attention and ln_2 before the MLP"
+    parts = {"transformer.wte.weight": "the token embedding transformer.wte, nn.Embedding(vocab_size, n_embd), is",
+             "transformer.wpe.weight": "the learned positions transformer.wpe, nn.Embedding(block_size, n_embd), are",
+             "transformer.ln_f.weight": "the final LayerNorm transformer.ln_f is"}
+    if name in parts:
+        return f"{parts[name]} missing"
+    unknown = [n for n in mine if n not in want][:3]
+    return (f"{name} {fmt(shape)} is missing: name the parts as GPT-2 does (transformer.wte, transformer.wpe, "
+            "transformer.h[i].ln_1 / attn.c_attn / attn.c_proj / ln_2 / mlp.c_fc / mlp.c_proj, transformer.ln_f, "
+            "lm_head)" + (f"; your model has {', '.join(unknown)}" if unknown else ""))
+
+
+def _structure(model: nn.Module, ref: GPT) -> int:
+    """Names, shapes and tying as the reference's; returns the number of parameters (a tied matrix once)."""
+    mine, want = _named(model), _named(ref)
+    head, wte = mine.get("lm_head.weight"), mine.get("transformer.wte.weight")
+    if head is not None and wte is not None and head is not wte:
+        raise Fail(UNTIED)
+    for name, p in want.items():
+        got = mine.get(name)
+        if name == "lm_head.weight" and got is None:
+            continue  # the head may reuse transformer.wte.weight in forward without a module of its own
+        if got is None:
+            raise Fail(_missing_hint(name, p.shape, mine, want))
+        if got.shape != p.shape:
+            flipped = got.dim() == 2 and got.shape == p.shape[::-1]
+            raise Fail(f"{name} has shape {fmt(got.shape)}, expected {fmt(p.shape)}" + (
+                ": nn.Linear(in, out) keeps its weight as (out, in); use nn.Linear" if flipped else ""))
+    extra = [n for n in mine if n not in want]
+    if "lm_head.bias" in extra:
+        raise Fail("lm_head has a bias; GPT-2's head has none: nn.Linear(n_embd, vocab_size, bias=False)")
+    if extra:
+        raise Fail(f"your model has parameters that GPT-2 has not: {', '.join(extra[:3])}")
+    return sum(p.numel() for p in {id(p): p for p in mine.values()}.values())
+
+
+def _load(model: nn.Module, source: nn.Module) -> None:
+    """Copy `source`'s weights into the learner's model, parameter by parameter name."""
+    theirs = _named(source)
+    with torch.no_grad():
+        for name, p in _named(model).items():
+            p.copy_(theirs[name])
+
+
+def _logits(model: nn.Module, idx: torch.Tensor, ref: GPT) -> torch.Tensor:
+    B, T = idx.shape
+    tr = ref.transformer
+    errors = [(WPE_TABLE, lambda: tr.wte(idx) + tr.wpe.weight), (WPE_IDS, lambda: tr.wpe(idx))]
+    out = call_explained(model, idx, names=("idx",), errors=errors)
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        raise Fail("forward should return the logits alone, (B, T, vocab_size), not a tuple: the trainer "
+                   "computes the loss")
+    return expect_tensor(out, (B, T, ref.config.vocab_size), "YourGPT(config)(idx)",
+                         hint="logits are (B, T, vocab_size): one score per possible next token",
+                         nan_hint="mask off by one? A token may look at itself (the diagonal), so no row is all -inf")
+
+
+def _mistakes(ref: GPT, idx: torch.Tensor) -> dict[str, object]:
+    return {HINTS[m]: functools.partial(reference_logits, ref, idx, m) for m in HINTS}
+
+
+PART_MISTAKES = {"LayerNorm": ("ln_unbiased", "eps_outside"),
+                 "causal multi-head attention": ("no_mask", "softmax_dim", "no_scale", "scale_hs", "one_head",
+                                                 "merge_no_transpose", "no_attn_proj"),
+                 "MLP": ("relu", "no_gelu")}
+
+
+def _first_difference(model: nn.Module, ref: GPT, idx: torch.Tensor) -> str:
+    """Each of the learner's parts called alone on the reference's input to it: the first that differs, and
+    the known mistake that explains it (for a mix of mistakes that no single one explains)."""
+    def differs(path: str, x: torch.Tensor, want: torch.Tensor) -> torch.Tensor | None:
+        try:
+            got = call(nn.Module.get_submodule(model, path), x)
+        except Exception:  # a part that cannot be called alone tells us nothing
+            return None
+        return None if isinstance(got, torch.Tensor) and close(got, want, ATOL, ATOL) else got
+
+    tr, n_head = ref.transformer, ref.config.n_head
+    if differs("transformer.wte", idx, tr.wte(idx)) is not None:
+        return "the token embedding transformer.wte gives other vectors than the lookup wte.weight[idx]"
+    x = tr.wte(idx) + tr.wpe(torch.arange(idx.shape[1]))  # (B, T, C)
+    for i, block in enumerate(tr.h):
+        name = f"transformer.h.{i}"
+        if differs(name, x, block(x)) is not None:
+            a = x + block.attn(block.ln_1(x))
+            parts = [("ln_1", "LayerNorm", x, functools.partial(_layer_norm, block.ln_1)),
+                     ("attn", "causal multi-head attention", block.ln_1(x),
+                      functools.partial(_attention, block.attn, n_head=n_head)),
+                     ("ln_2", "LayerNorm", a, functools.partial(_layer_norm, block.ln_2)),
+                     ("mlp", "MLP", block.ln_2(a), functools.partial(_mlp, block.mlp))]
+            for sub, kind, given, run in parts:
+                got = differs(f"{name}.{sub}", given, run(given, mistake=None))
+                if isinstance(got, torch.Tensor):
+                    where = f"{name}.{sub} ({kind}) differs from the reference's with the same weights"
+                    try:
+                        diagnose(got, {HINTS[m]: functools.partial(run, given, mistake=m) for m in PART_MISTAKES[kind]},
+                                 atol=ATOL, rtol=ATOL)
+                    except Fail as known:
+                        return f"{where}: {known}"
+                    return where
+            return f"block {i} ({name}) differs, although its parts agree: x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))"
+        x = block(x)
+    if differs("transformer.ln_f", x, tr.ln_f(x)) is not None:
+        return "the final LayerNorm transformer.ln_f differs from the reference's with the same weights"
+    return ("every part agrees with the reference when called alone, so forward puts them together differently: "
+            "x = wte(idx) + wpe(pos), every block in transformer.h in order, ln_f, then lm_head")
+
+
+def _forward(cls, ctx: Context) -> tuple[int, str]:
+    """Stage 1 on a random small config; returns the parameter count and the GELU the model uses (a config
+    activation: "gelu_tanh", GPT-2's, or "gelu", the exact one, which is accepted)."""
+    cfg = GPTConfig(vocab_size=ctx.choice([11, 29]), block_size=16, n_layer=2, n_head=ctx.choice([2, 4]),
+                    n_embd=ctx.choice([16, 32]))
+    torch.manual_seed(ctx.seed)  # the model's initialisation draws from the global generator (restored after)
+    ref = randomise(GPT(cfg).eval(), ctx, scale=0.2, add=True)  # weights far from 0 and 1: every mistake shows
+    model = _build(cls, cfg)
+    count = _structure(model, ref)
+    _load(model, ref)
+    nn.Module.train(model, False)
+    B, T = 2, ctx.choice([9, 12])
+    idx = ctx.randint(0, cfg.vocab_size, (B, T))
+    out = _logits(model, idx, ref)
+    changed = idx.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % cfg.vocab_size
+    with torch.no_grad():
+        expect_causal(out, _logits(model, changed, ref), T - 2, "the model sees later tokens: attention needs the "
+                      "causal mask", mistakes=_mistakes(ref, idx))
+        want = ref(idx)
+        if close(out, want, ATOL, ATOL):
+            activation = "gelu_tanh"
+        elif close(out, reference_logits(ref, idx, "exact_gelu"), ATOL, ATOL):
+            activation = "gelu"
+        else:
+            diagnose(out, _mistakes(ref, idx), atol=ATOL, rtol=ATOL)
+            err = (out.double() - want.double()).abs().max().item()
+            raise Fail(f"the logits differ from gptcourse.GPT's with the same weights by up to {err:.3g}: "
+                       + _first_difference(model, ref, idx))
+    nn.Module.train(model, True)
+    if not close(_logits(model, idx, ref), out, ATOL, ATOL):
+        raise Fail("in training mode (model.train()) your model gives other logits than in eval mode: the config "
+                   "has no dropout (dropout=0.0), so both should agree")
+    return count, activation
+
+
+# -- stage 2: training ----------------------------------------------------------------------------------------
+
+def schedule() -> TrainConfig:
+    """How both models train: the lesson-08 CPU recipe's optimiser, fewer steps (far fewer with GPTCOURSE_FAST=1)."""
+    steps = 60 if fast_mode() else 600
+    return TrainConfig(batch_size=32, max_iters=steps, lr_decay_iters=steps, warmup_iters=steps // 10,
+                       learning_rate=3e-3, min_lr=3e-4, eval_interval=steps, eval_iters=5 if fast_mode() else 20,
+                       log_interval=steps, device="cpu", dtype="float32", seed=1337)
+
+
+@functools.lru_cache(maxsize=1)
+def _dataset() -> Dataset:
+    return load_dataset("char")
+
+
+def _initial(model_cfg: GPTConfig) -> GPT:
+    """The reference at step 0: the initial weights of both runs."""
+    torch.manual_seed(schedule().seed)
+    return GPT(model_cfg)
+
+
+def _train(model: nn.Module, model_cfg: GPTConfig, cfg: TrainConfig) -> float:
+    """Train in a temporary folder (checkpoint and log removed after); the final validation loss."""
+    with tempfile.TemporaryDirectory(prefix="gptcourse-capstone-") as out:
+        result = train(model_cfg, cfg.replace(out_dir=out), model=model, dataset=_dataset(), progress=False)
+    return float(result.history[-1]["val_loss"])
+
+
+_REFERENCE: dict[tuple[GPTConfig, TrainConfig], float] = {}  # validation losses: the same every time
+
+
+def reference_val_loss(model_cfg: GPTConfig, cfg: TrainConfig) -> float:
+    """The validation loss of the reference GPT(model_cfg) trained by `cfg` (trained once per process)."""
+    if (model_cfg, cfg) not in _REFERENCE:
+        _REFERENCE[model_cfg, cfg] = _train(_initial(model_cfg), model_cfg, cfg)
+    return _REFERENCE[model_cfg, cfg]
+
+
+def _seconds_per_step(model: nn.Module, cfg: TrainConfig) -> float:
+    x, y = get_batch(_dataset().train, MODEL.block_size, cfg.batch_size, torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    for _ in range(3):
+        loss_fn(model(x), y).backward()
+    return (time.perf_counter() - start) / 3
+
+
+def _check_speed(model: nn.Module, model_cfg: GPTConfig, cfg: TrainConfig, started: float) -> None:
+    """Fail early, with the reason, when the learner's model is too slow to train within the time limit."""
+    mine = call(_seconds_per_step, model, cfg, grad=True, mutable=(0,))
+    ref = _seconds_per_step(_initial(model_cfg), cfg)
+    for p in nn.Module.parameters(model):
+        p.grad = None
+    trained = (model_cfg, cfg) in _REFERENCE
+    left = TIMEOUT - (time.perf_counter() - started) - (0 if trained else 1.5 * cfg.max_iters * ref)
+    if 1.5 * cfg.max_iters * mine > left:
+        raise Fail(f"a training step of your model takes {1000 * mine:.0f} ms, the reference's {1000 * ref:.0f} ms: "
+                   f"{cfg.max_iters} steps would not fit in this check's {TIMEOUT:g} s. Look for Python loops over "
+                   "tokens or positions, or tensors built anew in every forward")
+
+
+@register("capstone.your_gpt", lesson=8, title="YourGPT class", timeout=TIMEOUT)
+def your_gpt(cls, ctx: Context) -> str:
+    started = time.perf_counter()
+    if isinstance(cls, nn.Module) or not callable(cls):
+        raise Fail(f"pass the class itself (YourGPT), not a {type(cls).__name__}: the check builds its own models")
+    count, activation = _forward(cls, ctx)
+    torch.set_num_threads(1)  # the same speed everywhere, and no fight for cores (the runner restores it)
+    cfg, model_cfg = schedule(), MODEL.replace(activation=activation)  # the reference uses the learner's GELU
+    start = _initial(model_cfg)
+    model = _build(cls, MODEL)
+    _structure(model, start)
+    _check_speed(model, model_cfg, cfg, started)
+    _load(model, start)
+    before = {n: p.detach().clone() for n, p in _named(model).items()}
+    mine = call(_train, model, model_cfg, cfg, grad=True, mutable=(0,))
+    ref = reference_val_loss(model_cfg, cfg)
+    steps = f"after {cfg.max_iters} steps of training from the same weights"
+    frozen = [n for n, p in _named(model).items() if torch.equal(p.detach(), before[n])]
+    if frozen:  # every parameter of the reference moves at the first step
+        raise Fail(f"{steps} some of your model's parameters never changed: {', '.join(frozen[:4])}: is their way to "
+                   "the loss cut (.detach(), torch.no_grad()) or do they not require a gradient (requires_grad=False)?")
+    if not math.isfinite(mine):
+        raise Fail(f"{steps} your model's validation loss is {mine}: the training diverged")
+    if abs(mine - ref) > MARGIN:
+        raise Fail(f"{steps} your model's validation loss is {mine:.4f}, the reference's {ref:.4f}: more than "
+                   f"{MARGIN} {'worse' if mine > ref else 'better'}, although its forward pass equals the reference's. "
+                   "It trains differently: is a parameter cut off from part of its gradient (.detach() on the way), "
+                   "or is there dropout or other randomness in training mode (model.train())?")
+    gelu = f" ({ACCEPTED['exact_gelu']}: the reference uses it too)" if activation == "gelu" else ""
+    return (f"the same {count:,} parameters as gptcourse.GPT on a random probe, causal, the same logits{gelu}; "
+            f"{steps}, validation loss {mine:.4f}, the reference's {ref:.4f} (margin {MARGIN})")
