@@ -62,6 +62,17 @@ def mps_is_safe() -> bool:
     return bool(mps and mps.is_available() and _version_tuple(torch.__version__) >= MPS_MIN_TORCH)
 
 
+def _mps_refusal() -> str:
+    """Why device 'mps' is refused here, and what to do instead."""
+    mps = getattr(torch.backends, "mps", None)
+    if not (mps and mps.is_available()):
+        return "device 'mps' was asked for, but PyTorch sees no Apple GPU here: use --device cpu (or auto)"
+    need = ".".join(map(str, MPS_MIN_TORCH))
+    return (f"device 'mps' was asked for, but PyTorch {torch.__version__} trains incorrectly on Apple GPUs (some "
+            f"gradients come out wrong before {need}): upgrade with `pip install -U 'torch>={need}'`, "
+            "or use --device cpu")
+
+
 def cpu_has_fast_bf16() -> bool:
     """True where the CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX): there bf16 matmuls run
     about twice as fast as float32 ones (measured in BENCHMARKS.md); elsewhere bf16 is emulated and slow."""
@@ -84,7 +95,7 @@ def pick_device(prefer: str | None = None) -> torch.device:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for, but PyTorch sees no CUDA GPU here")
         if device.type == "mps" and not mps_is_safe():
-            raise ValueError("device 'mps' was asked for, but it is missing or this torch is too old for it")
+            raise ValueError(_mps_refusal())
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")

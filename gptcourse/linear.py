@@ -2,7 +2,7 @@
 
 PyTorch multiplies float32 matrices on the CPU with MKL, which on AMD CPUs takes its AVX2 code path even
 where the CPU has AVX-512: on one Zen 5 core the (768, 128) @ (128, 512) product of the course's CPU models
-ran at 101 GFLOP/s with MKL and 225 with oneDNN (BENCHMARKS.md). The model's layers are this class; on
+ran at 106 GFLOP/s with MKL and 238 with oneDNN (BENCHMARKS.md). The model's layers are this class; on
 those CPUs their float32 products go through oneDNN, everywhere else (other CPUs, GPUs, bf16 autocast,
 `torch.compile`) it is exactly `nn.Linear`, and the tests check that both give the same numbers.
 """

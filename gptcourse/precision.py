@@ -13,7 +13,7 @@ import torch
 
 from .env import cpu_has_fast_bf16
 
-__all__ = ["resolve_dtype", "autocast", "grad_scaler"]
+__all__ = ["resolve_dtype", "gpu_has_native_bf16", "autocast", "grad_scaler"]
 
 NAMED = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -23,10 +23,16 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype != "auto":
         return NAMED[dtype]
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if gpu_has_native_bf16(device) else torch.float16
     if device.type == "cpu" and cpu_has_fast_bf16():
         return torch.bfloat16  # trains to the same loss, faster (BENCHMARKS.md)
     return torch.float32
+
+
+def gpu_has_native_bf16(device: torch.device) -> bool:
+    """True from Ampere (compute capability 8.0) on, and on AMD GPUs. Not `torch.cuda.is_bf16_supported()`:
+    it also says True on a T4 (7.5), where bf16 only works emulated, slowly."""
+    return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:

@@ -130,6 +130,49 @@ RECIPES: dict[str, Recipe] = {
         ),
         "the GPU recipe sized for about a minute on an H200",
     ),
+    # nanoGPT's model on Colab's free T4 in about 5 minutes: its batch, 2,000 of its 5,000 steps, fewer
+    # evaluation batches. dtype "auto" is float16 with a gradient scaler there (a T4 has no native bf16).
+    # Sized by arithmetic, not yet timed on a T4: 71M FLOPs per token x 16,384 tokens a step is about 150 ms
+    # a step if the T4 sustains 8 TFLOP/s (12% of its float16 peak), so 2,000 steps take 5 minutes.
+    "shakespeare-t4": Recipe(
+        MODEL_PRESETS["shakespeare-char"],
+        TrainConfig(
+            batch_size=64,
+            max_iters=2000,
+            lr_decay_iters=2000,
+            learning_rate=1e-3,
+            min_lr=1e-4,
+            warmup_iters=100,
+            beta2=0.99,
+            eval_interval=500,
+            eval_iters=40,
+            log_interval=50,
+        ),
+        "nanoGPT's model on a T4 (Colab) in about 5 minutes",
+    ),
+    # Apple silicon through MPS: nanoGPT's model narrowed to 3.2M parameters (4 layers, 256 wide, context
+    # 128), where an Apple GPU beats the CPU cores beside it. device "mps" on purpose: on a torch that trains
+    # wrongly on MPS (or with no Apple GPU) the run stops at once and says why (gptcourse.env.pick_device);
+    # MPS runs in float32 ("auto"). Not yet timed on a Mac: 85 GFLOPs a step, so about 4 minutes if the
+    # GPU sustains 1 TFLOP/s.
+    "shakespeare-mps": Recipe(
+        dataclasses.replace(MODEL_PRESETS["shakespeare-char"], block_size=128, n_layer=4, n_head=4, n_embd=256,
+                            dropout=0.1),
+        TrainConfig(
+            batch_size=32,
+            max_iters=3000,
+            lr_decay_iters=3000,
+            learning_rate=1e-3,
+            min_lr=1e-4,
+            warmup_iters=100,
+            beta2=0.99,
+            eval_interval=500,
+            eval_iters=40,
+            log_interval=50,
+            device="mps",
+        ),
+        "Apple silicon (MPS), where the installed torch trains correctly on it",
+    ),
     # Exactly nanoGPT README's CPU run, to compare speed and loss against nanoGPT itself.
     "nanogpt-cpu": Recipe(
         GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False,

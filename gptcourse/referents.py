@@ -146,7 +146,9 @@ class WordTokenizer:
         return " ".join(self.words[int(i)] for i in ids)
 
 
-def to_tensors(sentences: Sequence[Sentence], tokenizer: WordTokenizer, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+def to_tensors(
+    sentences: Sequence[Sentence], tokenizer: WordTokenizer, length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs x and next-word targets y, both (N, length): padded on the right, padding's targets -100 (which
     cross-entropy skips by default)."""
     pad = tokenizer.stoi[PAD]

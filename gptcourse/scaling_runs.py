@@ -25,7 +25,7 @@ from .recipes import TrainConfig
 from .train import TrainResult, train
 from .trained import stale_reason
 
-__all__ = ["GridRun", "non_embedding_params", "split_loss", "train_or_reuse", "loss_against_size",
+__all__ = ["GridRun", "non_embedding_params", "split_loss", "train_or_reuse", "grid_run", "loss_against_size",
            "loss_against_compute"]
 
 LOSS_LABEL = "validation loss (nats per character)"
@@ -92,6 +92,15 @@ def train_or_reuse(model_config: GPTConfig, cfg: TrainConfig, dataset: Dataset) 
     finished = same and read_checkpoint(out_dir)["iter_num"] >= cfg.max_iters
     result = train(model_config, cfg, dataset=dataset, resume=same, overwrite=not same, progress=False)
     return result, finished
+
+
+def grid_run(model_config: GPTConfig, cfg: TrainConfig, dataset: Dataset) -> GridRun:
+    """One point of the grid: train (or reuse) GPT(model_config) with cfg, then measure it on all of dataset.val."""
+    result, reused = train_or_reuse(model_config, cfg, dataset)
+    tokens = cfg.max_iters * cfg.batch_size * cfg.gradient_accumulation_steps * model_config.block_size  # D
+    return GridRun(width=model_config.n_embd, n_params=non_embedding_params(model_config), tokens=tokens,
+                   val_loss=split_loss(result.model, dataset.val, model_config.block_size),
+                   seconds=result.history[-1]["elapsed_s"], reused=reused)
 
 
 def _log_axes(ax, losses: Sequence[float]) -> None:

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
-from matplotlib.ticker import FormatStrFormatter, ScalarFormatter
 
 __all__ = [
     "printable",
@@ -23,7 +22,6 @@ __all__ = [
     "loss_figure",
     "LiveLossPlot",
     "allreduce_figure",
-    "power_law_figure",
     "transformer_stacks_figure",
 ]
 
@@ -238,59 +236,6 @@ def allreduce_figure(n_workers: int = 2) -> Figure:
     ax.text(n_workers / 2, 1.25, f"all-reduce: every process receives  g = ({terms}) / {n_workers}",
             ha="center", va="center", fontsize=10, bbox={**box, "facecolor": "#f3e8fb"})
     ax.set_title("data parallelism: split the batch, average the gradients", fontsize=11)
-    return fig
-
-
-def power_law_figure(
-    x: Sequence[float],
-    y: Sequence[float],
-    law: Callable[[float], float] | None = None,
-    *,
-    xlabel: str,
-    ylabel: str = "validation loss",
-    title: str = "",
-    labels: Sequence[str] | None = None,
-    extra: Sequence[tuple[float, float, str]] = (),
-    ax=None,
-) -> Figure:
-    """Measured points on log-log axes, with an optional fitted law drawn as a line across (and beyond) them.
-
-    `extra` adds marked points (x, y, label), e.g. a prediction and the run that checks it.
-    """
-    if len(x) != len(y) or not len(x):
-        raise ValueError(f"need the same number (>= 1) of x and y values, got {len(x)} and {len(y)}")
-    if ax is None:
-        fig = Figure(figsize=(6, 4.2), layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
-    ax.loglog(x, y, "o", color="tab:blue", label="trained models")
-    if labels is not None:
-        for xi, yi, text in zip(x, y, labels):
-            ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    all_x = list(x) + [e[0] for e in extra]
-    if law is not None:
-        lo, hi = math.log(min(all_x)), math.log(max(all_x))
-        pad = 0.1 * (hi - lo or 1.0)
-        xs = [math.exp(lo - pad + (hi - lo + 2 * pad) * i / 99) for i in range(100)]
-        ax.loglog(xs, [law(v) for v in xs], "--", color="tab:gray", label="fitted power law")
-    styles = [  # a filled star, then hollow markers, so a measurement never hides the prediction it checks
-        {"marker": "*", "markersize": 14, "color": "tab:red"},
-        {"marker": "o", "markersize": 13, "color": "tab:green", "markerfacecolor": "none", "markeredgewidth": 2},
-        {"marker": "s", "markersize": 12, "color": "tab:purple", "markerfacecolor": "none", "markeredgewidth": 2},
-    ]
-    for i, (xe, ye, text) in enumerate(extra):
-        ax.loglog([xe], [ye], linestyle="none", label=text, **styles[i % len(styles)])
-    plain = ScalarFormatter()
-    plain.set_scientific(False)
-    ax.yaxis.set_major_formatter(plain)  # losses span less than a decade: 2.8 reads better than 2.8 x 10^0
-    ax.yaxis.set_minor_formatter(FormatStrFormatter("%.2f"))  # minor ticks sit 0.05 apart here
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
     return fig
 
 

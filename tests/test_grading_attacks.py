@@ -430,3 +430,34 @@ def test_an_input_turned_into_a_lying_subclass_cannot_steer_the_reference():
 def test_a_parameter_returned_as_an_answer_is_still_graded():
     result = check("ffn.gelu", lambda x: torch.nn.Parameter(gelu(x)), quiet=True)  # a Tensor subclass
     assert result.passed, result.line
+
+
+def test_copying_the_packages_objects_is_not_taken_for_a_patch():
+    """`copy.deepcopy` caches a class's slot names on the class; that must not cost a full put-back per call."""
+    from gptcourse import GPTConfig
+    from gptcourse.block import Block
+    from gptcourse.grading import isolation
+    from gptcourse.grading.tools import call
+
+    seen = []
+
+    def a_check(fn, ctx):
+        config = GPTConfig(n_layer=1, n_head=1, n_embd=4, vocab_size=5, block_size=4)
+        call(fn, config, Block(config))
+        return "fine"
+
+    def learner(config, block):  # runs on the deep copies that `call` made
+        seen.append(isolation._untouched(isolation._PRISTINE[0]))
+
+    assert run_check(CheckSpec("test.copy", 1, "a function", a_check), learner).passed
+    assert seen == [True]
+
+def test_a_patch_made_before_the_check_cannot_change_the_inputs_it_draws():
+    real = torch.randn
+    torch.randn = lambda *shape, **kw: torch.zeros(*shape, dtype=kw.get("dtype"))  # all-zero scores: any scale fits
+    try:
+        result = check("attention.weights", lambda q, k: weights_with(q, k, scale=1.0), quiet=True)
+        assert result.status == "fail" and "sqrt(head size)" in result.message, result.line
+        assert torch.randn is not real
+    finally:
+        torch.randn = real

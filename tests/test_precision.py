@@ -22,10 +22,14 @@ def test_auto_on_the_cpu_uses_bf16_only_where_it_is_native(monkeypatch, fast_bf1
     assert precision.resolve_dtype("auto", torch.device("cpu")) == expected
 
 
-@pytest.mark.parametrize("has_bf16, expected", [(True, torch.bfloat16), (False, torch.float16)])
-def test_auto_on_a_gpu_falls_back_to_float16(monkeypatch, has_bf16, expected):
-    """A T4 has no bf16: float16 with a scaler, not float32."""
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: has_bf16)
+@pytest.mark.parametrize("capability, expected", [((9, 0), torch.bfloat16), ((8, 0), torch.bfloat16),
+                                                    ((7, 5), torch.float16), ((6, 0), torch.float16)])
+def test_auto_on_a_gpu_falls_back_to_float16(monkeypatch, capability, expected):
+    """A T4 (7.5) has no native bf16: float16 with a scaler, although torch.cuda.is_bf16_supported() says True
+    there (it counts emulation)."""
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what a T4 reports
     assert precision.resolve_dtype("auto", torch.device("cuda")) == expected
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
-from gptcourse import GPT, MODEL_PRESETS
+from gptcourse import GPT, MODEL_PRESETS, env, precision
+from gptcourse.bench import flops_per_token
 from gptcourse.data import find_shakespeare, load_dataset
 from gptcourse.recipes import RECIPES, TrainConfig, get_recipe
 from gptcourse.train_cli import parse_train_args
@@ -110,3 +112,56 @@ def test_tiny_is_exact_and_on_the_cpu():
     t = RECIPES["tiny"].train
     assert (t.device, t.dtype) == ("cpu", "float32")  # the tests compare runs number for number
     assert _millions("tiny") < 0.1
+
+
+def _training_flops(recipe_name: str) -> float:
+    recipe = RECIPES[recipe_name]
+    m, t = recipe.model, recipe.train
+    per_token = flops_per_token(GPT(m).num_parameters(), m.n_layer, m.n_embd, m.block_size)
+    return per_token * t.batch_size * m.block_size * t.max_iters
+
+
+@pytest.mark.filterwarnings("ignore:torch.cuda.amp.GradScaler is enabled, but CUDA is not available")
+def test_shakespeare_t4_is_nanogpts_model_in_float16_with_a_scaler(monkeypatch):
+    t4 = RECIPES["shakespeare-t4"]
+    assert t4.model == MODEL_PRESETS["shakespeare-char"] and t4.train.dtype == "auto" and not t4.train.compile
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))  # a T4
+    cuda = torch.device("cuda")
+    dtype = precision.resolve_dtype(t4.train.dtype, cuda)
+    assert dtype == torch.float16 and isinstance(precision.grad_scaler(cuda, dtype), torch.amp.GradScaler)
+    # its sizing (the recipe's comment): about 5 minutes at 8 TFLOP/s, 12% of a T4's 65 TFLOP/s float16 peak
+    assert 240 < _training_flops("shakespeare-t4") / 8e12 < 330
+
+
+def test_shakespeare_mps_asks_for_the_apple_gpu_and_fits_minutes():
+    mps = RECIPES["shakespeare-mps"]
+    assert mps.train.device == "mps" and mps.train.dtype == "auto"
+    assert round(GPT(mps.model).num_parameters() / 1e6, 1) == 3.2  # its comment
+    assert 180 < _training_flops("shakespeare-mps") / 1e12 < 300  # about 4 minutes at 1 TFLOP/s
+
+
+def _fake_mps(monkeypatch, available: bool, version: str) -> None:
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: available)
+    monkeypatch.setattr(torch, "__version__", version)
+    monkeypatch.delenv("GPTCOURSE_DEVICE", raising=False)
+
+
+def test_the_mps_preset_refuses_a_torch_that_trains_wrongly_on_mps(monkeypatch):
+    device = RECIPES["shakespeare-mps"].train.device
+    _fake_mps(monkeypatch, available=True, version="2.3.1")
+    with pytest.raises(ValueError, match=r"PyTorch 2\.3\.1 trains incorrectly.*torch>=2\.4.*--device cpu"):
+        env.pick_device(device)
+    _fake_mps(monkeypatch, available=False, version="2.5.0")
+    with pytest.raises(ValueError, match="no Apple GPU here: use --device cpu"):
+        env.pick_device(device)
+    _fake_mps(monkeypatch, available=True, version="2.5.0")
+    assert env.pick_device(device) == torch.device("mps")
+
+
+def test_the_mps_preset_stops_the_command_with_the_reason(monkeypatch, tmp_path, capsys):
+    from gptcourse.train_cli import train_main
+
+    _fake_mps(monkeypatch, available=False, version="2.5.0")
+    assert train_main(["--preset", "shakespeare-mps", "--out_dir", str(tmp_path)]) == 1
+    assert "no Apple GPU here: use --device cpu" in capsys.readouterr().err

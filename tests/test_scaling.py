@@ -24,6 +24,7 @@ from gptcourse.scaling import (
 )
 from gptcourse.scaling_runs import (
     GridRun,
+    grid_run,
     loss_against_compute,
     loss_against_size,
     non_embedding_params,
@@ -144,6 +145,18 @@ def test_train_or_reuse_trains_once_then_reuses(tmp_path):
     assert not reused
     with pytest.raises(ValueError, match="out_dir"):
         train_or_reuse(config, cfg.replace(out_dir=None), data)
+
+
+def test_grid_run_measures_the_whole_validation_split(tmp_path):
+    data = _tiny_dataset()
+    config = GPTConfig(vocab_size=data.tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    cfg = TrainConfig(batch_size=4, max_iters=4, lr_decay_iters=4, warmup_iters=1, eval_interval=4, eval_iters=1,
+                      log_interval=2, dtype="float32", out_dir=str(tmp_path / "run"))
+    run = grid_run(config, cfg, data)
+    assert (run.width, run.n_params, run.tokens, run.reused) == (16, non_embedding_params(config), 4 * 4 * 16, False)
+    assert run.seconds > 0 and math.isfinite(run.val_loss)
+    again = grid_run(config, cfg, data)
+    assert again.reused and again.val_loss == run.val_loss and again.seconds == run.seconds
 
 
 def test_figures_draw_the_grid():

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from matplotlib.figure import Figure
 
 from gptcourse import viz
-from gptcourse.scaling import fit_power_law
 
 
 def _pattern(T: int) -> torch.Tensor:
@@ -84,22 +81,6 @@ def test_allreduce_figure_names_every_worker():
     fig = viz.allreduce_figure(3)
     text = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert "process 2" in text and "(g0 + g1 + g2) / 3" in text
-
-
-def test_power_law_figure_draws_points_fit_and_extras():
-    x = [1e4, 3e4, 1e5, 3e5]
-    y = [2.0 * v ** -0.1 for v in x]
-    law = fit_power_law(x, y)
-    fig = viz.power_law_figure(x, y, law, xlabel="parameters", extra=[(1e6, law(1e6), "prediction")])
-    ax = fig.axes[0]
-    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
-    points, line, extra = ax.get_lines()
-    assert list(points.get_ydata()) == pytest.approx(y)
-    assert line.get_xdata()[-1] > 1e6  # the fitted line reaches past the predicted size
-    assert extra.get_ydata()[0] == pytest.approx(2.0 * 1e6 ** -0.1)
-    assert math.isclose(law.alpha, 0.1, rel_tol=1e-9)
-    with pytest.raises(ValueError, match="same number"):
-        viz.power_law_figure(x, y[:2], xlabel="n")
 
 
 def test_transformer_stacks_figure_draws_both_stacks():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import copyreg
 import gc
 import io
 import itertools
@@ -124,6 +125,8 @@ def _snapshot(extra: list[dict]) -> _State:
                if isinstance(v, type) and not v.__flags__ & _IMMUTABLE_TYPE
                and getattr(v, "__module__", "") == m.__name__}
     classes[id(torch.Tensor)] = torch.Tensor
+    for c in classes.values():  # copy's cache of a class's slot names, filled now: a deepcopy is not a patch
+        copyreg._slotnames(c)
     owners = [(m, _MODULE) for m in modules] + [(c, _CLASS) for c in classes.values()]
     namespaces = [(o, _behind(o), dict(_behind(o)), kind) for o, kind in owners]
     hooks = [v for k, v in vars(_nn_module).items() if k.startswith("_global_") and isinstance(v, dict)]

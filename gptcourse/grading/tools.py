@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from .core import Context, Fail
+from .core import Context, Fail, _last_line
 from .isolation import LearnerCode, plain
 
-__all__ = ["Fail", "call", "expect_callable", "expect_tensor", "expect_close", "expect_number", "expect_causal",
-           "diagnose", "randomise", "fmt"]
+__all__ = ["Fail", "call", "call_explained", "expect_callable", "expect_tensor", "expect_close", "expect_number",
+           "expect_causal", "diagnose", "randomise", "fmt"]
 
 
 def fmt(shape: Any) -> str:
@@ -84,6 +85,28 @@ def call(fn: Callable, *args: Any, names: tuple[str, ...] = (), grad: bool = Fal
     return out
 
 
+def call_explained(fn: Callable, *args: Any, errors: Iterable[tuple[str, Callable[[], Any]]], **kwargs: Any) -> Any:
+    """`call`; when the learner's code raises the very error that a known mistake raises (same type, same
+    message), fail with that mistake's hint, the error quoted after it. `errors`: (hint, mistake) pairs."""
+    try:
+        return call(fn, *args, **kwargs)
+    except Exception as err:
+        for hint, mistake in errors:
+            if _raises_same(mistake, err):
+                raise Fail(f"{hint} (your code raised {_last_line(err)})") from None
+        raise
+
+
+def _raises_same(mistake: Callable[[], Any], err: Exception) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # k.T on a 3-D tensor warns before it fails
+        try:
+            mistake()
+        except Exception as mine:
+            return type(mine) is type(err) and str(mine) == str(err)
+    return False
+
+
 def expect_tensor(out: Any, shape: tuple[int, ...], what: str = "the output", hint: str = "",
                   dtype: torch.dtype | None = None, finite: bool = True, nan_hint: str = "") -> torch.Tensor:
     """Type, then shape, then dtype, then no NaN/inf."""
@@ -97,6 +120,11 @@ def expect_tensor(out: Any, shape: tuple[int, ...], what: str = "the output", hi
         raise Fail(f"{what} has shape {fmt(out.shape)}, expected {fmt(shape)}" + (f": {hint}" if hint else ""))
     if dtype is not None and out.dtype != dtype:
         raise Fail(f"{what} has dtype {out.dtype}, expected {dtype}")
+    if dtype is None and out.dtype == torch.float64:
+        out = out.float()  # computed in double precision is still right: compared in float32, like the reference
+    elif dtype is None and out.is_floating_point() and out.dtype != torch.float32:
+        raise Fail(f"{what} has dtype {out.dtype}, which rounds away the digits the check compares: return "
+                   "float32, like the inputs")
     if finite and out.is_floating_point() and not torch.isfinite(out).all():
         bad = "NaN" if torch.isnan(out).any() else "inf"
         raise Fail(f"{what} contains {bad}: " + (nan_hint or "look for a division by zero, a log of 0 or an "

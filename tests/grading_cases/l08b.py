@@ -111,7 +111,10 @@ class LearnerGPT(nn.Module):
             x = block(x)
         if self.mistake != "no_ln_f":
             x = tr.ln_f(x)
-        logits = self.lm_head(x)
+        if self.mistake == "detached_head":  # the tied matrix learns through the lookup only, not through the head
+            logits = F.linear(x, self.lm_head.weight.detach())
+        else:
+            logits = self.lm_head(x)
         return (logits, None) if self.mistake == "tuple" else logits
 
 
@@ -150,4 +153,6 @@ WRONG = [
     ("capstone.your_gpt", wrong("ln_unbiased"), "population variance"),
     ("capstone.your_gpt", wrong("head_bias"), "lm_head has a bias"),
     ("capstone.your_gpt", wrong("tuple"), "logits alone"),
+    ("capstone.your_gpt", wrong("detached_attention"), "the gradients of"),
+    ("capstone.your_gpt", wrong("frozen_embedding"), "get no gradient"),
 ]

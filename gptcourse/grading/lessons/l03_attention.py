@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from ...attention import attention_weights, causal_mask
-from ..core import Context, _last_line, register
-from ..tools import Fail, call, diagnose, expect_causal, expect_close, expect_tensor
+from ..core import Context, register
+from ..tools import Fail, call, call_explained, diagnose, expect_causal, expect_close, expect_tensor
 
 MISSING_SCALE = "scores are not scaled: divide q @ k^T by sqrt(head size) before the softmax"
 WRONG_SCALE = "scale by 1/sqrt(head size), not 1/head size"
@@ -24,28 +23,6 @@ INVERTED = ("the mask is used the wrong way round: masked_fill(mask, ...) fills 
 K_DOT_T = ("k.T reverses all three dimensions of the (B, T, hs) keys: use k.transpose(-2, -1) to swap only the "
            "last two")
 K_T_CALL = "k.t() only transposes a 2-D matrix: use k.transpose(-2, -1) on the (B, T, hs) keys"
-
-
-def call_explained(fn: Callable, *args: Any, errors: Iterable[tuple[str, Callable[[], Any]]], **kwargs: Any) -> Any:
-    """`call`; when the learner's code raises the very error that a known mistake raises (same type, same
-    message), fail with that mistake's hint, the error quoted after it. `errors`: (hint, mistake) pairs."""
-    try:
-        return call(fn, *args, **kwargs)
-    except Exception as err:
-        for hint, mistake in errors:
-            if _raises_same(mistake, err):
-                raise Fail(f"{hint} (your code raised {_last_line(err)})") from None
-        raise
-
-
-def _raises_same(mistake: Callable[[], Any], err: Exception) -> bool:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # k.T on a 3-D tensor warns before it fails
-        try:
-            mistake()
-        except Exception as mine:
-            return type(mine) is type(err) and str(mine) == str(err)
-    return False
 
 
 def _transposes(q: Callable[[], torch.Tensor], k: Callable[[], torch.Tensor]) -> list[tuple[str, Callable[[], Any]]]:

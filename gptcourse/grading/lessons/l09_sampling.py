@@ -10,8 +10,7 @@ import torch
 from ...attention import CausalSelfAttention, causal_mask
 from ...sampling import entropy, next_token_probs, top_k_filter, top_p_filter
 from ..core import Context, register
-from ..tools import Fail, call, close, expect_close, expect_tensor, randomise
-from .l03_attention import call_explained
+from ..tools import Fail, call, call_explained, close, expect_close, expect_tensor, randomise
 
 FREQ_TOL = 0.02  # sampled frequencies vs probabilities, absolute; 20,000 draws give a std of at most 0.0035
 DRAWS = 20_000

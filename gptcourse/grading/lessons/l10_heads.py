@@ -86,8 +86,8 @@ def _induction_variants(w: torch.Tensor, idx: torch.Tensor) -> dict[str, object]
     return {
         "that is the weight on the earlier copy itself: an induction head looks at the token after it, key s + 1":
             lambda: score(shift=0),
-        "that is the weight on the earlier copies (the same-token score): the targets are the keys s + 1 just after them":
-            lambda: score(diagonal=-1, shift=0),
+        "that is the weight on the earlier copies (the same-token score): the targets are the keys s + 1 just "
+        "after them": lambda: score(diagonal=-1, shift=0),
         "the target is the token after the earlier copy (key s + 1), not the one before it (s - 1)":
             lambda: score(shift=-1),
         "leave out s = t - 1: the token after it is the query itself; earlier copies are s <= t - 2 "
