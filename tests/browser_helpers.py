@@ -208,6 +208,9 @@ def chromium(profile: Path, log: Path) -> Iterator[object]:
     driver = webdriver.Chrome(options=options, service=service)
     try:
         driver.set_page_load_timeout(60)
+        # A headless window never has the operating system's focus, and recent JupyterLab only makes a notebook
+        # the current widget (the one Run All acts on) on a focus event: tell the page it has focus.
+        driver.execute_cdp_cmd("Emulation.setFocusEmulationEnabled", {"enabled": True})
         yield driver
     finally:
         driver.quit()  # ends Chromium and chromedriver
