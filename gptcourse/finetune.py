@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .step import split_loss
+
 __all__ = ["freeze_all_but", "trainable_count", "LoRALinear", "add_lora", "merge_lora", "response_mask",
            "response_loss", "text_loss"]
 
@@ -112,21 +114,6 @@ def response_loss(logits: torch.Tensor, targets: torch.Tensor, prompt_lengths: t
     return per_target.view(B, T)[mask].mean()  # the mean over response targets, not over all B * T
 
 
-@torch.no_grad()
 def text_loss(model: nn.Module, ids: torch.Tensor, batch_size: int = 64) -> float:
-    """Mean next-token loss over ids (N,), cut into consecutive windows of block_size (eval mode, no dropout)."""
-    T = model.config.block_size
-    n = (len(ids) - 1) // T
-    if n < 1:
-        raise ValueError(f"{len(ids)} tokens make no window of block_size + 1 = {T + 1}")
-    device = next(model.parameters()).device
-    x = ids[: n * T].view(n, T).to(device)  # (n, T)
-    y = ids[1 : n * T + 1].view(n, T).to(device)  # (n, T): x shifted by one
-    was_training = model.training
-    model.eval()
-    try:
-        total = sum(F.cross_entropy(model(xb).flatten(0, 1).float(), yb.flatten(), reduction="sum").item()
-                    for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
-    finally:
-        model.train(was_training)
-    return total / (n * T)
+    """Mean next-token loss over ids (N,), cut into consecutive windows of the model's block_size (eval mode)."""
+    return split_loss(model, ids, model.config.block_size, batch_size)

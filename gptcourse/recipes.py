@@ -91,43 +91,33 @@ class Recipe:
     note: str = ""
 
 
+# nanoGPT's shakespeare_char training settings: the GPU recipes below start from it and change what they say.
+NANOGPT_SHAKESPEARE = TrainConfig(
+    batch_size=64,
+    max_iters=5000,
+    lr_decay_iters=5000,
+    learning_rate=1e-3,
+    min_lr=1e-4,
+    warmup_iters=100,
+    beta2=0.99,
+    eval_interval=250,
+    eval_iters=200,
+    log_interval=10,
+)
+
 RECIPES: dict[str, Recipe] = {
     # Lesson 08 on a laptop: 0.8M parameters, val loss 1.83 in about 40 s on two CPU cores (BENCHMARKS.md).
     "shakespeare-cpu": Recipe(MODEL_PRESETS["shakespeare-cpu"], TrainConfig(), "the CPU default (lesson 08)"),
     # nanoGPT's Shakespeare-char model and recipe, for a GPU: 10.7M parameters, context 256.
     "shakespeare-char": Recipe(
-        MODEL_PRESETS["shakespeare-char"],
-        TrainConfig(
-            batch_size=64,
-            max_iters=5000,
-            lr_decay_iters=5000,
-            learning_rate=1e-3,
-            min_lr=1e-4,
-            warmup_iters=100,
-            beta2=0.99,
-            eval_interval=250,
-            eval_iters=200,
-            log_interval=10,
-        ),
-        "the GPU recipe (nanoGPT's shakespeare_char)",
+        MODEL_PRESETS["shakespeare-char"], NANOGPT_SHAKESPEARE, "the GPU recipe (nanoGPT's shakespeare_char)"
     ),
     # nanoGPT's model on one big GPU in about a minute: twice nanoGPT's batch at a higher rate and half the
     # steps (the same tokens), compiled, bf16, fewer evaluation batches. Prepared for an H200; see BENCHMARKS.md.
     "shakespeare-gpu": Recipe(
         MODEL_PRESETS["shakespeare-char"],
-        TrainConfig(
-            batch_size=128,
-            max_iters=2500,
-            lr_decay_iters=2500,
-            learning_rate=1.5e-3,
-            min_lr=1.5e-4,
-            warmup_iters=100,
-            beta2=0.99,
-            eval_interval=500,
-            eval_iters=50,
-            log_interval=50,
-            compile=True,
-        ),
+        NANOGPT_SHAKESPEARE.replace(batch_size=128, max_iters=2500, lr_decay_iters=2500, learning_rate=1.5e-3,
+                                    min_lr=1.5e-4, eval_interval=500, eval_iters=50, log_interval=50, compile=True),
         "the GPU recipe sized for about a minute on an H200",
     ),
     # nanoGPT's model on Colab's free T4 in about 5 minutes: its batch, 2,000 of its 5,000 steps, fewer
@@ -136,18 +126,8 @@ RECIPES: dict[str, Recipe] = {
     # a step if the T4 sustains 8 TFLOP/s (12% of its float16 peak), so 2,000 steps take 5 minutes.
     "shakespeare-t4": Recipe(
         MODEL_PRESETS["shakespeare-char"],
-        TrainConfig(
-            batch_size=64,
-            max_iters=2000,
-            lr_decay_iters=2000,
-            learning_rate=1e-3,
-            min_lr=1e-4,
-            warmup_iters=100,
-            beta2=0.99,
-            eval_interval=500,
-            eval_iters=40,
-            log_interval=50,
-        ),
+        NANOGPT_SHAKESPEARE.replace(max_iters=2000, lr_decay_iters=2000, eval_interval=500, eval_iters=40,
+                                    log_interval=50),
         "nanoGPT's model on a T4 (Colab) in about 5 minutes",
     ),
     # Apple silicon through MPS: nanoGPT's model narrowed to 3.2M parameters (4 layers, 256 wide, context
@@ -158,39 +138,15 @@ RECIPES: dict[str, Recipe] = {
     "shakespeare-mps": Recipe(
         dataclasses.replace(MODEL_PRESETS["shakespeare-char"], block_size=128, n_layer=4, n_head=4, n_embd=256,
                             dropout=0.1),
-        TrainConfig(
-            batch_size=32,
-            max_iters=3000,
-            lr_decay_iters=3000,
-            learning_rate=1e-3,
-            min_lr=1e-4,
-            warmup_iters=100,
-            beta2=0.99,
-            eval_interval=500,
-            eval_iters=40,
-            log_interval=50,
-            device="mps",
-        ),
+        NANOGPT_SHAKESPEARE.replace(batch_size=32, max_iters=3000, lr_decay_iters=3000, eval_interval=500,
+                                    eval_iters=40, log_interval=50, device="mps"),
         "Apple silicon (MPS), where the installed torch trains correctly on it",
     ),
     # Exactly nanoGPT README's CPU run, to compare speed and loss against nanoGPT itself.
     "nanogpt-cpu": Recipe(
         GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False,
                   activation="gelu"),  # nanoGPT uses the exact GELU
-        TrainConfig(
-            batch_size=12,
-            max_iters=2000,
-            lr_decay_iters=2000,
-            learning_rate=1e-3,
-            min_lr=1e-4,
-            warmup_iters=100,
-            beta2=0.99,
-            weight_decay=0.1,
-            grad_clip=1.0,
-            eval_interval=250,
-            eval_iters=20,
-            log_interval=1,
-        ),
+        NANOGPT_SHAKESPEARE.replace(batch_size=12, max_iters=2000, lr_decay_iters=2000, eval_iters=20, log_interval=1),
         "nanoGPT README's CPU run, for comparison",
     ),
     # For tests: a few seconds on one CPU core.

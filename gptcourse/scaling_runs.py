@@ -11,17 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
-from torch import nn
 
 from .checkpoint import CKPT_NAME, read_checkpoint
 from .config import GPTConfig
 from .data import Dataset
 from .params import count_parameters
 from .recipes import TrainConfig
+from .step import split_loss
 from .train import TrainResult, train
 from .trained import stale_reason
 
@@ -52,31 +50,6 @@ def non_embedding_params(config: GPTConfig) -> int:
     """N as scaling laws count it: every parameter but the token and position embeddings (Kaplan et al. 2020)."""
     parts = count_parameters(config)
     return parts.total - parts.token_embedding - parts.position_embedding
-
-
-@torch.no_grad()
-def split_loss(model: nn.Module, tokens: torch.Tensor, block_size: int, batch_size: int = 64) -> float:
-    """Mean next-token loss over all of `tokens` (1-D), cut into consecutive windows of block_size, in float32.
-
-    Every window is read once, so the number has no sampling noise: two models are compared on exactly the
-    same characters.
-    """
-    n = (len(tokens) - 1) // block_size
-    if n < 1:
-        raise ValueError(f"need more than block_size={block_size} tokens, got {len(tokens)}")
-    device = next(model.parameters()).device
-    x = tokens[: n * block_size].view(n, block_size).long()  # (n, T)
-    y = tokens[1 : n * block_size + 1].view(n, block_size).long()  # (n, T): the next character of each
-    was_training, total = model.training, 0.0
-    model.eval()
-    try:
-        for i in range(0, n, batch_size):
-            xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
-            logits = model(xb).float()  # (B, T, V)
-            total += F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="sum").item()
-    finally:
-        model.train(was_training)
-    return total / (n * block_size)
 
 
 def train_or_reuse(model_config: GPTConfig, cfg: TrainConfig, dataset: Dataset) -> tuple[TrainResult, bool]:

@@ -16,7 +16,7 @@ from .data import Dataset, get_batch
 from .precision import autocast, resolve_dtype
 from .recipes import TrainConfig
 
-__all__ = ["get_lr", "loss_fn", "configure_optimizer", "train_step", "estimate_loss", "unwrap"]
+__all__ = ["get_lr", "loss_fn", "configure_optimizer", "train_step", "estimate_loss", "split_loss", "unwrap"]
 
 
 def get_lr(it: int, *, learning_rate: float, warmup_iters: int, lr_decay_iters: int, min_lr: float) -> float:
@@ -103,3 +103,29 @@ def estimate_loss(
     finally:
         raw.train(was_training)
     return out
+
+
+@torch.no_grad()
+def split_loss(model: nn.Module, tokens: torch.Tensor, block_size: int, batch_size: int = 64) -> float:
+    """Mean next-token loss over all of `tokens` (1-D), cut into consecutive windows of block_size, in float32.
+
+    Every window is read once, so the number has no sampling noise: two models are compared on exactly the
+    same characters.
+    """
+    n = (len(tokens) - 1) // block_size
+    if n < 1:
+        raise ValueError(f"need more than block_size={block_size} tokens, got {len(tokens)}: they make no window of "
+                         "block_size + 1")
+    device = next(model.parameters()).device
+    x = tokens[: n * block_size].view(n, block_size).long()  # (n, T)
+    y = tokens[1 : n * block_size + 1].view(n, block_size).long()  # (n, T): the next character of each
+    was_training, total = model.training, 0.0
+    model.eval()
+    try:
+        for i in range(0, n, batch_size):
+            xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
+            logits = model(xb).float()  # (B, T, V)
+            total += F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="sum").item()
+    finally:
+        model.train(was_training)
+    return total / (n * block_size)
