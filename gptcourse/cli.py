@@ -15,6 +15,7 @@ COMMANDS = {
     "grade": ("gptcourse.grading.cli", "grade_main", "grade exercise notebooks in a fresh kernel (default: all)"),
     "progress": ("gptcourse.grading.cli", "progress_main", "your standing across all exercises"),
     "exercises": ("gptcourse.grading.generate", "main", "regenerate exercises/ from solutions/"),
+    "colab": ("gptcourse.colab", "main", "write the Colab install cell first in every lesson and solution"),
 }
 
 

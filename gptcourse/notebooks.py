@@ -45,19 +45,21 @@ def error_outputs(nb: nbformat.NotebookNode) -> list[str]:
 
 
 def execute_notebook(
-    path: Path, out_path: Path | None = None, timeout: int = 900, cwd: Path | None = None
+    path: Path, out_path: Path | None = None, timeout: int = 900, cwd: Path | None = None,
+    kernel_name: str = KERNEL,
 ) -> tuple[nbformat.NotebookNode, float]:
     """Run `path` top to bottom in a new kernel, stop at the first error, write the result to `out_path`.
 
     Returns the executed notebook and the seconds it took. The kernel starts in `cwd` (default: the
     notebook's own folder), so relative paths in a lesson work the same in JupyterLab and here.
+    `kernel_name` picks another kernel (the Colab test runs one in a fresh environment).
     """
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
         timeout=timeout,
-        kernel_name=KERNEL,
+        kernel_name=kernel_name,
         resources={"metadata": {"path": str(cwd or path.parent)}},
         record_timing=False,
     )

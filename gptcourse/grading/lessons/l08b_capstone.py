@@ -4,7 +4,8 @@ Stage 1, a second: `YourGPT(config)` must have GPT-2's parameter names and shape
 tied head; loaded with the reference's random weights it must be causal and give the reference's logits, and the
 loss of one batch must give every parameter the reference's gradient (a .detach() on the way shows only there). A
 difference is traced to the known mistake that explains it, or else to the first part that differs (the
-embeddings, a block and inside it LayerNorm, attention or the MLP, ln_f, the head).
+embeddings, a block and inside it LayerNorm, attention or the MLP, ln_f, the head); the reference with each mistake
+switched on, and its hint, is in grading/capstone_reference.py.
 Stage 2: both models start from the same weights and train with gptcourse.train.train on Tiny Shakespeare
 (characters): same seed, batches and steps, float32, one CPU thread. The learner's validation loss must land
 within MARGIN of the reference's. Correct models written in other ways (a loop over heads, their own LayerNorm and
@@ -20,10 +21,8 @@ import tempfile
 import time
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ...attention import causal_mask
 from ...config import GPTConfig
 from ...data import Dataset, get_batch, load_dataset
 from ...env import fast_mode
@@ -31,10 +30,9 @@ from ...model import GPT
 from ...recipes import TrainConfig
 from ...step import loss_fn
 from ...train import train
+from ..capstone_reference import ACCEPTED, HINTS, attention_forward, layer_norm_forward, mlp_forward, reference_logits
 from ..core import Context, register
 from ..tools import Fail, call, call_explained, close, diagnose, expect_causal, expect_tensor, fmt, randomise
-from .l04_multihead import NO_TRANSPOSE_MERGE
-from .l06_norm import EPS_OUTSIDE
 from .l07_gpt import WPE_IDS, WPE_TABLE
 
 # The model the check trains: GPT-2's choices (learned positions, pre-norm, biases, tied head, tanh GELU) at a
@@ -47,87 +45,6 @@ GRAD_RTOL = 1e-3  # of a gradient's largest entry; right models differ by about 
 
 UNTIED = ("lm_head has a weight matrix of its own: tie it to the token embedding, "
           "self.lm_head.weight = self.transformer.wte.weight (one Parameter, as GPT-2 does)")
-HINTS = {  # mistake -> hint; a mistake changes every block (or the embeddings, or the end) the same way
-    "no_positions": "the position embeddings are not added: x = wte(idx) + wpe(pos) with pos = torch.arange(T)",
-    "positions_from_ids": WPE_IDS,
-    "no_ln_f": "the final LayerNorm is missing: logits = lm_head(transformer.ln_f(x)) after the last block",
-    "no_residual": "the blocks have no residual connections: x = x + attn(ln_1(x)), then x = x + mlp(ln_2(x))",
-    "no_attn_residual": "the residual connection around attention is missing: x = x + attn(ln_1(x))",
-    "no_mlp_residual": "the residual connection around the MLP is missing: x = x + mlp(ln_2(x))",
-    "post_norm": "the blocks are post-norm (LayerNorm after adding, as in 2017); GPT-2's are pre-norm: each "
-                 "sub-layer reads a normalised copy, x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))",
-    "no_mask": "attention has no causal mask: fill the scores above the diagonal with -inf before the softmax",
-    "softmax_dim": "the softmax runs over the wrong axis: each query's row of weights must sum to one (dim=-1)",
-    "no_scale": "the attention scores are not scaled: divide q @ k^T by sqrt(head size)",
-    "scale_hs": "scale the attention scores by 1/sqrt(head size), not 1/head size",
-    "one_head": "attention runs as one head: split q, k and v into n_head heads of n_embd // n_head channels",
-    "merge_no_transpose": NO_TRANSPOSE_MERGE,
-    "no_attn_proj": "attention's output projection c_proj is not applied after the heads are merged",
-    "relu": "the MLP uses ReLU; GPT-2's uses GELU: c_proj(gelu(c_fc(x)))",
-    "no_gelu": "the MLP has no activation: c_proj(gelu(c_fc(x)))",
-    "ln_unbiased": "LayerNorm uses the sample variance: use the population variance (unbiased=False)",
-    "eps_outside": EPS_OUTSIDE,
-}
-ACCEPTED = {"exact_gelu": "the exact GELU (erf) in place of GPT-2's tanh form is accepted"}
-
-
-# -- the reference, written out so that each known mistake can be switched on ---------------------------------
-
-def _layer_norm(ln: nn.LayerNorm, x: torch.Tensor, mistake: str | None) -> torch.Tensor:
-    mean = x.mean(-1, keepdim=True)  # (B, T, 1)
-    var = x.var(-1, keepdim=True, unbiased=mistake == "ln_unbiased")
-    x_hat = (x - mean) / (var.sqrt() + ln.eps if mistake == "eps_outside" else torch.sqrt(var + ln.eps))
-    return x_hat * ln.weight + ln.bias
-
-
-def _attention(attn: nn.Module, x: torch.Tensor, n_head: int, mistake: str | None) -> torch.Tensor:
-    B, T, C = x.shape
-    nh = 1 if mistake == "one_head" else n_head
-    q, k, v = (t.view(B, T, nh, C // nh).transpose(1, 2) for t in attn.c_attn(x).split(C, dim=2))  # (B, nh, T, hs)
-    scale = {"no_scale": 1.0, "scale_hs": 1.0 / q.size(-1)}.get(mistake, 1.0 / math.sqrt(q.size(-1)))
-    scores = q @ k.transpose(-2, -1) * scale  # (B, nh, T, hs) @ (B, nh, hs, T) -> (B, nh, T, T)
-    if mistake != "no_mask":
-        scores = scores.masked_fill(~causal_mask(T), float("-inf"))
-    y = scores.softmax(dim=-2 if mistake == "softmax_dim" else -1) @ v  # (B, nh, T, hs)
-    y = y.reshape(B, T, C) if mistake == "merge_no_transpose" else y.transpose(1, 2).reshape(B, T, C)
-    return y if mistake == "no_attn_proj" else attn.c_proj(y)
-
-
-def _mlp(mlp: nn.Module, x: torch.Tensor, mistake: str | None) -> torch.Tensor:
-    h = mlp.c_fc(x)  # (B, T, 4C)
-    if mistake == "relu":
-        h = F.relu(h)
-    elif mistake != "no_gelu":
-        h = F.gelu(h, approximate="none" if mistake == "exact_gelu" else "tanh")
-    return mlp.c_proj(h)  # (B, T, C)
-
-
-def _block(block: nn.Module, x: torch.Tensor, n_head: int, mistake: str | None) -> torch.Tensor:
-    attn = functools.partial(_attention, block.attn, n_head=n_head, mistake=mistake)
-    mlp = functools.partial(_mlp, block.mlp, mistake=mistake)
-    ln_1, ln_2 = (functools.partial(_layer_norm, ln, mistake=mistake) for ln in (block.ln_1, block.ln_2))
-    if mistake == "post_norm":
-        x = ln_1(x + attn(x))
-        return ln_2(x + mlp(x))
-    a = attn(ln_1(x))
-    x = a if mistake in ("no_residual", "no_attn_residual") else x + a
-    m = mlp(ln_2(x))
-    return m if mistake in ("no_residual", "no_mlp_residual") else x + m
-
-
-def reference_logits(ref: GPT, idx: torch.Tensor, mistake: str | None = None) -> torch.Tensor:
-    """The logits of `ref` for idx (B, T), with one known mistake made everywhere it can be (None: none)."""
-    tr = ref.transformer
-    x = tr.wte(idx)  # (B, T, C)
-    if mistake != "no_positions":
-        x = x + tr.wpe(idx if mistake == "positions_from_ids" else torch.arange(idx.shape[1]))
-    for block in tr.h:
-        x = _block(block, x, ref.config.n_head, mistake)
-    if mistake != "no_ln_f":
-        x = _layer_norm(tr.ln_f, x, mistake)
-    return ref.lm_head(x)  # (B, T, V)
-
-
 # -- stage 1: the structure, then the forward pass -----------------------------------------------------------
 
 def _build(cls, config: GPTConfig) -> nn.Module:
@@ -236,11 +153,11 @@ def _first_difference(model: nn.Module, ref: GPT, idx: torch.Tensor) -> str:
         name = f"transformer.h.{i}"
         if differs(name, x, block(x)) is not None:
             a = x + block.attn(block.ln_1(x))
-            parts = [("ln_1", "LayerNorm", x, functools.partial(_layer_norm, block.ln_1)),
+            parts = [("ln_1", "LayerNorm", x, functools.partial(layer_norm_forward, block.ln_1)),
                      ("attn", "causal multi-head attention", block.ln_1(x),
-                      functools.partial(_attention, block.attn, n_head=n_head)),
-                     ("ln_2", "LayerNorm", a, functools.partial(_layer_norm, block.ln_2)),
-                     ("mlp", "MLP", block.ln_2(a), functools.partial(_mlp, block.mlp))]
+                      functools.partial(attention_forward, block.attn, n_head=n_head)),
+                     ("ln_2", "LayerNorm", a, functools.partial(layer_norm_forward, block.ln_2)),
+                     ("mlp", "MLP", block.ln_2(a), functools.partial(mlp_forward, block.mlp))]
             for sub, kind, given, run in parts:
                 got = differs(f"{name}.{sub}", given, run(given, mistake=None))
                 if isinstance(got, torch.Tensor):
