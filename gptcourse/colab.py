@@ -70,12 +70,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a notebook lacks the cell")
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    stale = [p for p in course_notebooks(args.root) if not has_install_cell(nbformat.read(p, as_version=4))]
+    notebooks = {p: nbformat.read(p, as_version=4) for p in course_notebooks(args.root)}
+    stale = [p for p, nb in notebooks.items() if not has_install_cell(nb)]
     for path in stale:
         if args.check:
             print(f"out of date: {path.relative_to(args.root)} (run `python -m gptcourse colab`)")
         else:
-            nbformat.write(with_install_cell(nbformat.read(path, as_version=4)), path)
+            nbformat.write(with_install_cell(notebooks[path]), path)
             print(f"wrote the install cell into {path.relative_to(args.root)}")
     if stale and not args.check:
         print("now run `python -m gptcourse exercises` and re-execute the notebooks (`make notebooks`)")
